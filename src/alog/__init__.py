@@ -1,0 +1,35 @@
+"""alog: asyncio-native structured logging with a bounded queue and a supervised writer."""
+
+from __future__ import annotations
+
+from ._context import bound as bound
+from ._context import current_context as current_context
+from ._destinations import File as File
+from ._destinations import Stderr as Stderr
+from ._destinations import Stdout as Stdout
+from ._exceptions import AlogError as AlogError
+from ._exceptions import WriterFailed as WriterFailed
+from ._logger import Logger as Logger
+from ._logger import get_logger as get_logger
+from ._pipeline import Pipeline as Pipeline
+from ._pipeline import flush as flush
+from ._pipeline import run as run
+from ._records import FlushResult as FlushResult
+from ._records import Statistics as Statistics
+
+__all__ = [
+    "AlogError",
+    "File",
+    "FlushResult",
+    "Logger",
+    "Pipeline",
+    "Statistics",
+    "Stderr",
+    "Stdout",
+    "WriterFailed",
+    "bound",
+    "current_context",
+    "flush",
+    "get_logger",
+    "run",
+]

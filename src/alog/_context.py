@@ -1,0 +1,28 @@
+"""Context-bound fields: a context variable, so they follow tasks created inside the block."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+
+from ._fields import protect_core_keys
+
+context_fields: ContextVar[dict[str, object] | None] = ContextVar("alog_context", default=None)
+
+
+@contextmanager
+def bound(**fields: object) -> Iterator[None]:
+    """Add ``fields`` to every event logged in this context (and tasks started inside it)."""
+    current = context_fields.get()
+    merged = {**current, **protect_core_keys(fields)} if current else protect_core_keys(fields)
+    token = context_fields.set(merged)
+    try:
+        yield
+    finally:
+        context_fields.reset(token)
+
+
+def current_context() -> dict[str, object]:
+    """A copy of the fields bound in the current context."""
+    return dict(context_fields.get() or {})

@@ -1,0 +1,12 @@
+"""Destinations: where the writer sends lines, as anyio byte streams.
+
+The built-in ones write to file descriptors and can also be driven synchronously, which is
+what lets ``flush()`` work from the event loop's own thread and from signal handlers.
+"""
+
+from __future__ import annotations
+
+from .base import FdStream, open_stream
+from .fd import File, Stderr, Stdout
+
+__all__ = ["FdStream", "File", "Stderr", "Stdout", "open_stream"]

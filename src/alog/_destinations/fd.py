@@ -1,0 +1,91 @@
+"""The built-in destinations: stdout, stderr and files, each opened as the fastest safe stream.
+
+- pipes, FIFOs, terminals, character devices: a non-blocking descriptor driven by the loop;
+  on Linux, stdout/stderr are reopened through ``/proc/self/fd`` so the process's own fd 1/2
+  (and ``print``) stay blocking;
+- regular files and sockets: a blocking descriptor written by a daemon thread.
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import stat
+from pathlib import Path
+from typing import final
+
+import anyio.to_thread
+
+from .base import FdStream
+from .nonblocking import NonBlockingFdStream
+from .threaded import ThreadedFdStream
+
+
+def _stream_for(fd: int, description: str, *, reopen: bool) -> FdStream:
+    """Pick the stream kind for ``fd``; the stream owns a descriptor of its own."""
+    mode = os.fstat(fd).st_mode
+    if stat.S_ISFIFO(mode) or stat.S_ISCHR(mode):
+        atomic = select.PIPE_BUF if stat.S_ISFIFO(mode) else None
+        if not reopen:
+            os.set_blocking(fd, False)
+            return NonBlockingFdStream(fd, description, atomic_size=atomic)
+        try:
+            # A new open file description: O_NONBLOCK on it leaves fd 1 itself blocking.
+            own = os.open(f"/proc/self/fd/{fd}", os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        except OSError:
+            pass
+        else:
+            return NonBlockingFdStream(own, description, atomic_size=atomic)
+    own = fd if not reopen else os.dup(fd)
+    os.set_blocking(own, True)
+    return ThreadedFdStream(own, description)
+
+
+class _StdStream:
+    _fd: int
+    _name: str
+
+    async def open(self) -> FdStream:
+        """Open a stream of alog's own onto the process's stdout/stderr."""
+        return _stream_for(self._fd, self._name, reopen=True)
+
+    def __repr__(self) -> str:
+        return f"alog.{type(self).__name__}()"
+
+
+@final
+class Stdout(_StdStream):
+    """The process's standard output (the default destination)."""
+
+    _fd = 1
+    _name = "stdout"
+
+
+@final
+class Stderr(_StdStream):
+    """The process's standard error."""
+
+    _fd = 2
+    _name = "stderr"
+
+
+@final
+class File:
+    """A file opened for appending (created if missing, ``0o644`` before the umask)."""
+
+    def __init__(self, path: str | os.PathLike[str], /) -> None:
+        self.path = Path(path)
+
+    async def open(self) -> FdStream:
+        """Open the file (in a thread: opening can block too)."""
+        # O_NONBLOCK on open: a FIFO nobody reads fails at once (ENXIO) instead of hanging.
+        flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC | os.O_NONBLOCK
+        fd = await anyio.to_thread.run_sync(os.open, self.path, flags, 0o644)
+        try:
+            return _stream_for(fd, str(self.path), reopen=False)
+        except BaseException:
+            os.close(fd)
+            raise
+
+    def __repr__(self) -> str:
+        return f"alog.File({str(self.path)!r})"

@@ -1,0 +1,125 @@
+"""Regular files and sockets: blocking writes in one daemon thread per stream.
+
+Regular files are never "not ready", so only a thread keeps their writes off the event loop.
+The thread is alog's own and a daemon (anyio's worker threads are not): a write stuck in the
+kernel must not keep the process from exiting. Work is handed over a batch at a time, never
+per event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import threading
+import time
+
+import anyio
+import anyio.lowlevel
+
+from .base import FdStream
+
+
+class ThreadedFdStream(FdStream):
+    """Blocking ``os.write`` calls in a daemon thread, in submission order."""
+
+    def __init__(self, fd: int, description: str) -> None:
+        super().__init__(fd, description)
+        self._cond = threading.Condition()
+        self._thread: threading.Thread | None = None
+        self._progress: anyio.Event | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._writing = False
+
+    def _start(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(
+                target=self._run, name=f"alog writer ({self.description})", daemon=True
+            )
+            self._thread.start()
+
+    def _submit(self, data: bytes | bytearray) -> int:
+        with self._cond:
+            target = self._append(data)
+            self._start()
+            self._cond.notify_all()
+        return target
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._pending and not self._closed:
+                    self._cond.wait()
+                if not self._pending:
+                    return
+                data, offset = self._pending[0]
+                self._writing = True
+            try:
+                view = memoryview(data)
+                while offset < len(data):
+                    written = os.write(self.fd, view[offset:])
+                    offset += written
+                    with self._cond:
+                        self.done += written
+            except BaseException as error:  # noqa: BLE001 - handed to whoever waits
+                with self._cond:
+                    self.error = error
+                    self._writing = False
+                    self._cond.notify_all()
+                self._notify_loop()
+                return
+            with self._cond:
+                self._pending.popleft()
+                self._writing = False
+                self._cond.notify_all()
+            self._notify_loop()
+
+    def _notify_loop(self) -> None:
+        loop, progress = self._loop, self._progress
+        if loop is not None and progress is not None:
+            with contextlib.suppress(RuntimeError):  # a closed loop has nobody waiting
+                loop.call_soon_threadsafe(progress.set)
+
+    async def send(self, item: bytes) -> None:
+        if self.error is not None:
+            raise self.error
+        self._loop = asyncio.get_running_loop()
+        target = self._submit(item)
+        try:
+            with anyio.fail_after(self.stall_timeout):
+                while True:
+                    # Publish the event before checking, so no notification falls in between.
+                    self._progress = progress = anyio.Event()
+                    if self.error is not None:
+                        raise self.error
+                    if self.done >= target:
+                        return
+                    await progress.wait()
+        finally:
+            self._progress = None
+
+    def send_sync(self, data: bytes | bytearray, deadline: float) -> bool:
+        if self.error is not None:
+            return False
+        target = self._submit(data)
+        with self._cond:
+            return (
+                self._cond.wait_for(
+                    lambda: self.done >= target or self.error is not None,
+                    timeout=max(0.0, deadline - time.monotonic()),
+                )
+                and self.error is None
+            )
+
+    async def aclose(self) -> None:
+        if self._closed:
+            return
+        with self._cond:
+            self._closed = True
+            busy = self._writing or bool(self._pending)
+            self._cond.notify_all()
+        # A thread still inside write() may be stuck in the kernel: leave its fd open rather
+        # than close it under the write (the number could be reused by someone else).
+        if not busy:
+            os.close(self.fd)
+        await anyio.lowlevel.checkpoint()

@@ -1,0 +1,60 @@
+"""Where log calls go when no pipeline runs: the standard :mod:`logging` module.
+
+A library that uses alog inside an app that does not must cost that app nothing surprising:
+no memory kept, records under the same logger name, fields visible in the message and
+available to handlers as ``record.alog_fields``.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+from ._context import context_fields
+
+if TYPE_CHECKING:
+    from ._fields import ExcInfo
+    from ._logger import Logger
+
+FALLBACK_MARK = "_alog_fallback"
+"""Attribute set on records alog forwards, so a bridge from logging back to alog skips them."""
+
+
+class StdlibFallback:
+    """Forwards each call to ``logging.getLogger(logger.name)``, if that logger is enabled."""
+
+    def emit(
+        self,
+        logger: Logger,
+        levelno: int,
+        levelname: str,
+        msg: str,
+        fields: dict[str, object],
+        exc_info: ExcInfo,
+        /,
+    ) -> None:
+        std = logging.getLogger(logger.name)
+        if not std.isEnabledFor(levelno):
+            return
+        context = context_fields.get()
+        merged = {**logger.bound_fields, **(context or {}), **fields}
+        text = msg if not merged else f"{msg} {_logfmt(merged)}"
+        std.log(
+            levelno,
+            "%s",
+            text,
+            exc_info=exc_info,
+            extra={"alog_fields": merged, FALLBACK_MARK: True},
+            stacklevel=3,  # the user's call, not Logger.info or this method
+        )
+
+
+def _logfmt(fields: dict[str, object]) -> str:
+    parts = []
+    for key, value in fields.items():
+        try:
+            text = repr(value)
+        except Exception:  # noqa: BLE001 - a broken __repr__ must not break the log call
+            text = f"<unrepresentable {type(value).__qualname__}>"
+        parts.append(f"{key}={text}")
+    return " ".join(parts)

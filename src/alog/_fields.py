@@ -1,0 +1,119 @@
+"""Building an event: the core keys, the call-time timestamp, and structured exceptions."""
+
+from __future__ import annotations
+
+import sys
+import time
+import traceback
+from collections.abc import Mapping
+from types import TracebackType
+from typing import Final, TypeAlias
+
+CORE_KEYS: Final = frozenset({"time", "level", "logger", "msg"})
+
+ExcInfo: TypeAlias = (
+    bool
+    | BaseException
+    | tuple[type[BaseException], BaseException, TracebackType | None]
+    | tuple[None, None, None]
+    | None
+)
+
+# (second, "YYYY-MM-DDTHH:MM:SS.") rebound as one tuple so threads never see a torn pair.
+_second_prefix: tuple[int, str] = (-1, "")
+
+
+def timestamp(time_ns: int) -> str:
+    """RFC 3339 UTC with microseconds; the date part is formatted once per second."""
+    global _second_prefix
+    second = time_ns // 1_000_000_000
+    cached_second, prefix = _second_prefix
+    if second != cached_second:
+        prefix = time.strftime("%Y-%m-%dT%H:%M:%S.", time.gmtime(second))
+        _second_prefix = (second, prefix)
+    return f"{prefix}{time_ns // 1000 % 1_000_000:06d}Z"
+
+
+def protect_core_keys(fields: Mapping[str, object]) -> dict[str, object]:
+    """Rename user keys that would overwrite a core key (``msg`` becomes ``_msg``)."""
+    if CORE_KEYS.isdisjoint(fields):
+        return dict(fields)
+    return {(f"_{key}" if key in CORE_KEYS else key): value for key, value in fields.items()}
+
+
+def merge_fields(
+    head: dict[str, object],
+    bound: Mapping[str, object],
+    context: Mapping[str, object] | None,
+    fields: Mapping[str, object],
+) -> dict[str, object]:
+    """The slow path of a log call whose own fields collide with a core key."""
+    event = dict(head)
+    event.update(bound)
+    if context:
+        event.update(context)
+    event.update(protect_core_keys(fields))
+    return event
+
+
+def exception_fields(exc_info: ExcInfo) -> dict[str, object] | None:
+    """The ``exception`` field: type, message, frames, and the chain of causes."""
+    if exc_info is None or exc_info is False:
+        return None
+    if exc_info is True:
+        exc = sys.exc_info()[1]
+    elif isinstance(exc_info, BaseException):
+        exc = exc_info
+    elif isinstance(exc_info, tuple):
+        exc = exc_info[1]
+    else:
+        return None
+    if exc is None:
+        return None
+    return _describe(exc, depth=0, seen=set())
+
+
+_MAX_CHAIN = 8
+
+
+def _describe(exc: BaseException, depth: int, seen: set[int]) -> dict[str, object]:
+    seen.add(id(exc))
+    cls = type(exc)
+    module = cls.__module__
+    described: dict[str, object] = {
+        "type": cls.__qualname__ if module == "builtins" else f"{module}.{cls.__qualname__}",
+        "message": _safe_str(exc),
+        # lookup_lines=False: reading source files would be I/O on the caller's path.
+        "frames": [
+            {"file": frame.filename, "line": frame.lineno, "function": frame.name}
+            for frame in traceback.StackSummary.extract(
+                traceback.walk_tb(exc.__traceback__), lookup_lines=False
+            )
+        ],
+    }
+    notes = getattr(exc, "__notes__", None)
+    if isinstance(notes, list) and notes:
+        described["notes"] = [_safe_str(note) for note in notes]
+    if depth < _MAX_CHAIN:
+        if isinstance(exc, BaseExceptionGroup):
+            described["exceptions"] = [
+                _describe(inner, depth + 1, seen)
+                for inner in exc.exceptions
+                if id(inner) not in seen
+            ]
+        if exc.__cause__ is not None and id(exc.__cause__) not in seen:
+            described["cause"] = _describe(exc.__cause__, depth + 1, seen)
+        elif (
+            exc.__context__ is not None
+            and not exc.__suppress_context__
+            and id(exc.__context__) not in seen
+        ):
+            described["context"] = _describe(exc.__context__, depth + 1, seen)
+    return described
+
+
+def _safe_str(value: object) -> str:
+    try:
+        return str(value)
+    except Exception:  # noqa: BLE001 - a broken __str__ must not break the log call
+        return f"<unprintable {type(value).__qualname__}>"

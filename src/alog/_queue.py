@@ -1,0 +1,373 @@
+"""The bounded queue between log calls and the writer: encoded JSON lines in a byte buffer.
+
+A log call on the event loop's thread encodes its event straight into ``_buf`` (one msgspec
+call into a reused buffer: the cheapest path measured here) and wakes the writer only when it
+sleeps. Calls from other threads take a lock and use a buffer of their own, so the loop's path
+never pays for the lock. The writer swaps buffers out in batches.
+
+Bounds: events and bytes queued *or in flight* never exceed ``max_events`` / ``max_bytes``
+(plus at most one event). ``_event_room`` / ``_byte_room`` are what the loop's buffer may
+still take: the caps minus what is in flight and what other threads queued. They change only
+under ``_lock``; the loop's path reads them without it.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Final, Literal
+
+from ._context import context_fields
+from ._encoding import encode_fallback, new_encoder
+from ._fields import exception_fields, merge_fields, timestamp
+
+if TYPE_CHECKING:
+    from ._fields import ExcInfo
+    from ._logger import Logger
+
+Overflow = Literal["drop_newest", "drop_oldest"]
+
+_NEVER: Final = -(2**62)
+"""A room no queue can fit in: set when the writer has failed, so every call is a counted drop."""
+
+_NEWLINE: Final = 10
+
+
+def _nothing() -> None:
+    return None
+
+
+class EventQueue:
+    """Encoded events waiting for the writer, capped in count and bytes."""
+
+    def __init__(
+        self,
+        *,
+        max_events: int,
+        max_bytes: int,
+        max_event_bytes: int,
+        overflow: Overflow,
+    ) -> None:
+        self.max_events = max_events
+        self.max_bytes = max_bytes
+        self.max_event_bytes = max_event_bytes
+        self.overflow: Overflow = overflow
+        self._encoder = new_encoder()
+        self._encode_into = self._encoder.encode_into
+        self._thread_encoder = new_encoder()
+        self._loop_ident = threading.get_ident()
+
+        self._buf = bytearray()
+        self._accepted = 0
+        self._taken = 0
+        self._event_room = max_events
+        self._byte_room = max_bytes
+
+        self._lock = threading.Lock()
+        self._thread_buf = bytearray()
+        self._thread_accepted = 0
+        self._thread_taken = 0
+
+        self.inflight_events = 0
+        self.inflight_bytes = 0
+        self.failed = False
+        self.rejected = 0  # never queued: full (drop_newest) or the writer had failed
+        self.evicted = 0  # queued, then pushed out by drop_oldest
+        self.undelivered = 0  # queued, then lost with a failed or timed-out writer
+        self.encode_fallbacks = 0
+        self.internal_errors = 0
+        # Counted under the lock by other threads; kept apart so no update is lost.
+        self.thread_rejected = 0
+        self.thread_evicted = 0
+        self.thread_encode_fallbacks = 0
+        self.thread_internal_errors = 0
+        self.first_drop = 0.0
+        self.last_drop = 0.0
+        self.drops_reported = 0
+
+        self.writer_idle = False
+        self.wake: Callable[[], None] = _nothing
+        self.wake_threadsafe: Callable[[], None] = _nothing
+
+    # -- the log call's path -------------------------------------------------------------
+
+    def emit(
+        self,
+        logger: Logger,
+        levelno: int,
+        levelname: str,
+        msg: str,
+        fields: dict[str, object],
+        exc_info: ExcInfo,
+        /,
+    ) -> None:
+        """Queue one event; never blocks, never raises."""
+        if threading.get_ident() != self._loop_ident:
+            self._emit_from_thread(logger, levelname, msg, fields, exc_info)
+            return
+        buf = self._buf
+        try:
+            if (
+                self._accepted - self._taken >= self._event_room or len(buf) >= self._byte_room
+            ) and not self._make_room():
+                return
+            # The event is built and encoded here, inline, because this is the hot path:
+            # values are captured as they are at the call, and the writer only moves bytes.
+            ts = timestamp(time.time_ns())
+            event: dict[str, object] = {
+                "time": ts,
+                "level": levelname,
+                "logger": logger._name,
+                "msg": msg,
+            }
+            bound = logger._bound
+            if bound:
+                event.update(bound)
+            context = context_fields.get()
+            if context:
+                event.update(context)
+            if fields:
+                size = len(event)
+                event.update(fields)
+                if len(event) != size + len(fields):
+                    event = merge_fields(
+                        {"time": ts, "level": levelname, "logger": logger._name, "msg": msg},
+                        bound,
+                        context,
+                        fields,
+                    )
+            if exc_info is not None:
+                event["exception"] = exception_fields(exc_info)
+            start = len(buf)
+            try:
+                self._encode_into(event, buf, -1)
+            except Exception:  # noqa: BLE001 - handled by the fallback encoder
+                self._encode_slowly(event, buf)
+            else:
+                if len(buf) - start > self.max_event_bytes:
+                    self._encode_slowly(event, buf)
+            buf.append(_NEWLINE)
+            self._accepted += 1
+            if self.writer_idle:
+                self.wake()
+        except Exception:  # noqa: BLE001 - a log call never raises into the application
+            self.internal_errors += 1
+
+    def _encode_slowly(self, event: dict[str, object], buf: bytearray) -> None:
+        # Everything after the last newline is this event's partial output, if any.
+        del buf[buf.rfind(b"\n") + 1 :]
+        buf += encode_fallback(self._encoder, event, self.max_event_bytes)
+        self.encode_fallbacks += 1
+
+    def _make_room(self) -> bool:
+        """Called when the loop's buffer is full: evict the oldest (policy) or drop this one."""
+        now = time.time()
+        if not self.first_drop or self.dropped == self.drops_reported:
+            self.first_drop = now
+        self.last_drop = now
+        if self.failed or self.overflow == "drop_newest" or self._accepted == self._taken:
+            self.rejected += 1
+            return False
+        self._evict_oldest()
+        return True
+
+    def _evict_oldest(self) -> None:
+        # Evict a quarter of what is queued at once, so a sustained overflow costs one
+        # memmove per many events instead of one per event.
+        buf = self._buf
+        queued = self._accepted - self._taken
+        count = max(1, queued // 4)
+        cut = 0
+        for _ in range(count):
+            cut = buf.find(b"\n", cut) + 1
+        del buf[:cut]
+        self._taken += count
+        self.evicted += count
+
+    def _emit_from_thread(
+        self,
+        logger: Logger,
+        levelname: str,
+        msg: str,
+        fields: dict[str, object],
+        exc_info: ExcInfo,
+    ) -> None:
+        try:
+            event = merge_fields(
+                {
+                    "time": timestamp(time.time_ns()),
+                    "level": levelname,
+                    "logger": logger.name,
+                    "msg": msg,
+                },
+                logger._bound,
+                context_fields.get(),
+                fields,
+            )
+            if exc_info is not None:
+                event["exception"] = exception_fields(exc_info)
+            try:
+                data = self._thread_encoder.encode(event)
+            except Exception:  # noqa: BLE001 - handled by the fallback encoder
+                data = b""
+            if not data or len(data) > self.max_event_bytes:
+                data = encode_fallback(self._thread_encoder, event, self.max_event_bytes)
+                with self._lock:
+                    self.thread_encode_fallbacks += 1
+            with self._lock:
+                if not self._thread_room():
+                    return
+                self._thread_buf += data
+                self._thread_buf.append(_NEWLINE)
+                self._thread_accepted += 1
+                self._event_room -= 1
+                self._byte_room -= len(data) + 1
+                idle = self.writer_idle
+            if idle:
+                self.wake_threadsafe()
+        except Exception:  # noqa: BLE001 - a log call never raises into the application
+            with self._lock:
+                self.thread_internal_errors += 1
+
+    def _thread_room(self) -> bool:
+        """Under the lock: is there room for one more event from another thread?"""
+        if self._accepted - self._taken < self._event_room and len(self._buf) < self._byte_room:
+            return True
+        now = time.time()
+        if not self.first_drop or self.dropped == self.drops_reported:
+            self.first_drop = now
+        self.last_drop = now
+        queued = self._thread_accepted - self._thread_taken
+        if self.failed or self.overflow == "drop_newest" or not queued:
+            self.thread_rejected += 1
+            return False
+        buf = self._thread_buf
+        count = max(1, queued // 4)
+        cut = 0
+        for _ in range(count):
+            cut = buf.find(b"\n", cut) + 1
+        del buf[:cut]
+        self._thread_taken += count
+        self.thread_evicted += count
+        self._event_room += count
+        self._byte_room += cut
+        return True
+
+    # -- the writer's side ----------------------------------------------------------------
+
+    def take(self) -> list[tuple[bytearray, int]]:
+        """Everything queued, as (lines, event count) chunks now in flight (writer task only)."""
+        chunks: list[tuple[bytearray, int]] = []
+        with self._lock:
+            count = self._accepted - self._taken
+            if count:
+                buf = self._buf
+                self._buf = bytearray()
+                self._taken += count
+                self._event_room -= count
+                self._byte_room -= len(buf)
+                chunks.append((buf, count))
+            count = self._thread_accepted - self._thread_taken
+            if count:
+                chunks.append((self._thread_buf, count))
+                self._thread_buf = bytearray()
+                self._thread_taken += count
+            for chunk, events in chunks:
+                self.inflight_events += events
+                self.inflight_bytes += len(chunk)
+        return chunks
+
+    def take_complete_lines(self, timeout: float) -> list[tuple[bytes, int]]:
+        """Like :meth:`take`, but safe inside a signal handler that interrupted a log call.
+
+        It copies complete lines out and leaves the buffer object in place, so an interrupted
+        call finishes its line into the same buffer; the lock is only waited for ``timeout``.
+        """
+        chunks: list[tuple[bytes, int]] = []
+        if not self._lock.acquire(timeout=max(timeout, 0.0)):
+            return chunks
+        try:
+            buf = self._buf
+            cut = buf.rfind(b"\n") + 1
+            if cut:
+                data = bytes(buf[:cut])
+                del buf[:cut]
+                count = data.count(b"\n")
+                self._taken += count
+                self._event_room -= count
+                self._byte_room -= cut
+                chunks.append((data, count))
+            count = self._thread_accepted - self._thread_taken
+            if count:
+                chunks.append((bytes(self._thread_buf), count))
+                self._thread_buf = bytearray()
+                self._thread_taken += count
+            for chunk, events in chunks:
+                self.inflight_events += events
+                self.inflight_bytes += len(chunk)
+        finally:
+            self._lock.release()
+        return chunks
+
+    def release(self, events: int, nbytes: int) -> None:
+        """Events left flight (written or lost): give their room back."""
+        with self._lock:
+            self.inflight_events -= events
+            self.inflight_bytes -= nbytes
+            if not self.failed:
+                self._event_room += events
+                self._byte_room += nbytes
+
+    def put_internal(self, event: dict[str, object]) -> None:
+        """Queue alog's own event (the drop summary), past the caps: it replaces lost ones."""
+        self._buf += encode_fallback(self._encoder, event, self.max_event_bytes)
+        self._buf.append(_NEWLINE)
+        self._accepted += 1
+
+    def fail(self) -> int:
+        """The writer is gone: free what is queued and refuse from now on; returns the loss."""
+        with self._lock:
+            self.failed = True
+            self._event_room = _NEVER
+            self._byte_room = _NEVER
+            lost = self._accepted - self._taken + self._thread_accepted - self._thread_taken
+            self._taken = self._accepted
+            self._thread_taken = self._thread_accepted
+            self._buf = bytearray()
+            self._thread_buf = bytearray()
+            self.undelivered += lost
+        return lost
+
+    def abandon_queued(self) -> int:
+        """At the end of shutdown: count what could not be written in time as undelivered."""
+        with self._lock:
+            lost = self._accepted - self._taken + self._thread_accepted - self._thread_taken
+            self._taken = self._accepted
+            self._thread_taken = self._thread_accepted
+            self._buf = bytearray()
+            self._thread_buf = bytearray()
+            self.undelivered += lost
+        return lost
+
+    # -- numbers --------------------------------------------------------------------------
+
+    @property
+    def dropped(self) -> int:
+        """Events lost to overflow or refused after the writer failed."""
+        return self.rejected + self.evicted + self.thread_rejected + self.thread_evicted
+
+    @property
+    def accepted(self) -> int:
+        """Events that entered the queue (including alog's own)."""
+        return self._accepted + self._thread_accepted
+
+    @property
+    def queued(self) -> int:
+        """Events waiting for the writer, not counting those in flight."""
+        return self._accepted - self._taken + self._thread_accepted - self._thread_taken
+
+    @property
+    def queued_bytes(self) -> int:
+        """Bytes waiting for the writer, not counting those in flight."""
+        return len(self._buf) + len(self._thread_buf)

@@ -1,0 +1,27 @@
+"""alog's own last words on stderr: never blocking, never raising, never repeated per event."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import select
+
+
+def to_stderr(text: str) -> None:
+    """Write one line to stderr without blocking (a stalled stderr must not hang the exit)."""
+    data = (text.rstrip("\n") + "\n").encode("utf-8", "backslashreplace")
+    try:
+        fd = os.open("/proc/self/fd/2", os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        fd = -1
+    try:
+        if fd >= 0:
+            os.write(fd, data)
+        elif select.select([], [2], [], 0)[1]:
+            os.write(2, data)
+    except OSError:
+        pass  # stderr is gone too; the exit status still tells
+    finally:
+        if fd >= 0:
+            with contextlib.suppress(OSError):
+                os.close(fd)

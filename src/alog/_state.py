@@ -1,0 +1,38 @@
+"""alog's process-global state, all of it: where log calls go right now.
+
+``sink`` receives every enabled log call. It is the stdlib fallback until ``alog.run`` installs
+a pipeline's queue, and again after the pipeline closes. ``pipeline`` is the running pipeline,
+for ``alog.flush()``. One pipeline runs per process at a time: log calls come from anywhere
+(other threads, libraries, import time), so the destination cannot be chosen per context.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Protocol
+
+from ._fallback import StdlibFallback
+
+if TYPE_CHECKING:
+    from ._fields import ExcInfo
+    from ._logger import Logger
+    from ._pipeline import Pipeline
+
+
+class Sink(Protocol):
+    """What a log call hands its event to."""
+
+    def emit(
+        self,
+        logger: Logger,
+        levelno: int,
+        levelname: str,
+        msg: str,
+        fields: dict[str, object],
+        exc_info: ExcInfo,
+        /,
+    ) -> None: ...
+
+
+fallback: Sink = StdlibFallback()
+sink: Sink = fallback
+pipeline: Pipeline | None = None
