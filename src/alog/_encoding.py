@@ -16,8 +16,6 @@ from typing import Final
 
 import msgspec
 
-from ._fields import CORE_KEYS
-
 MAX_DEPTH: Final = 64
 """Nesting deeper than this (in the fallback path) is replaced by a marker."""
 
@@ -49,7 +47,6 @@ _SCALARS: Final = (
     uuid.UUID,
     decimal.Decimal,
 )
-_INT64_RANGE: Final = range(-(2**63), 2**64)
 
 
 def clean_str(text: str, limit: int | None = None) -> str:
@@ -80,8 +77,6 @@ def sanitize(
     """A copy of ``value`` that msgspec can always encode, with markers where it was cut."""
     if isinstance(value, str):
         return clean_str(value, str_limit)
-    if isinstance(value, int) and not isinstance(value, bool) and value not in _INT64_RANGE:
-        return str(value)
     if isinstance(value, (*_SCALARS, enum.Enum)):
         return value
     if id(value) in path:
@@ -145,5 +140,3 @@ def encode_fallback(
     summary["alog.error"] = "event could not be encoded within max_event_bytes; fields dropped"
     return encoder.encode(summary)
 
-
-__all__ = ["CORE_KEYS", "clean_str", "encode_fallback", "new_encoder", "sanitize"]

@@ -10,13 +10,13 @@ import time
 import warnings
 from collections.abc import Mapping
 from types import TracebackType
-from typing import TYPE_CHECKING, Final, final
+from typing import TYPE_CHECKING, Final, NoReturn, final
 
 import anyio
 import anyio.abc
 
 from . import _levels, _logger, _state
-from ._destinations import Stdout, open_stream
+from ._destinations import Stdout, check_destination, open_stream
 from ._exceptions import WriterFailed
 from ._queue import EventQueue, Overflow
 from ._records import FlushResult, Statistics, WriterState
@@ -72,6 +72,7 @@ class Pipeline:
             _levels.register(levels)
         self.level = _levels.number_of(level)
         self.destination = Stdout() if destination is None else destination
+        check_destination(self.destination)
         self.write_timeout = float(write_timeout)
         self.shutdown_timeout = float(shutdown_timeout)
         self._queue = EventQueue(
@@ -118,8 +119,10 @@ class Pipeline:
         except BaseException as error:
             _state.pipeline = None
             self._state = "failed"
-            if await task_group.__aexit__(type(error), error, error.__traceback__):
-                raise RuntimeError("the writer could not start") from error
+            try:
+                await task_group.__aexit__(type(error), error, error.__traceback__)
+            except BaseExceptionGroup as group:
+                _raise_unwrapped(group)
             raise
         self._task_group = task_group
         self._state = "running"
@@ -139,13 +142,7 @@ class Pipeline:
         try:
             return await self._task_group.__aexit__(exc_type, exc, tb)
         except BaseExceptionGroup as group:
-            failed = group.subgroup(WriterFailed)
-            if failed is not None:
-                failure = _first_leaf(failed)
-                raise failure from failure.error
-            if len(group.exceptions) == 1:
-                raise group.exceptions[0] from None
-            raise
+            _raise_unwrapped(group)
         finally:
             self._uninstall()
 
@@ -296,6 +293,17 @@ class Pipeline:
                 while self._settled() < target and self.state not in ("closed", "failed"):
                     await writer.progress.wait()
         return self._result(target, written, dropped)
+
+
+def _raise_unwrapped(group: BaseExceptionGroup[BaseException]) -> NoReturn:
+    """Raise what the user can catch plainly: the writer's failure, or the body's own error."""
+    failed = group.subgroup(WriterFailed)
+    if failed is not None:
+        failure = _first_leaf(failed)
+        raise failure from failure.error
+    if len(group.exceptions) == 1:
+        raise group.exceptions[0] from None
+    raise group
 
 
 def _first_leaf(group: BaseExceptionGroup[WriterFailed]) -> WriterFailed:

@@ -13,6 +13,7 @@ under ``_lock``; the loop's path reads them without it.
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -36,6 +37,17 @@ _NEWLINE: Final = 10
 
 def _nothing() -> None:
     return None
+
+
+def _inside_emit() -> bool:
+    """Is a log call on this thread's stack (so this code runs in a signal handler)?"""
+    frame = sys._getframe(1)  # noqa: SLF001
+    code = EventQueue.emit.__code__
+    while frame is not None:
+        if frame.f_code is code:
+            return True
+        frame = frame.f_back  # type: ignore[assignment]
+    return False
 
 
 class EventQueue:
@@ -143,10 +155,10 @@ class EventQueue:
             try:
                 self._encode_into(event, buf, -1)
             except Exception:  # noqa: BLE001 - handled by the fallback encoder
-                self._encode_slowly(event, buf)
+                self._encode_slowly(event, buf, start)
             else:
                 if len(buf) - start > self.max_event_bytes:
-                    self._encode_slowly(event, buf)
+                    self._encode_slowly(event, buf, start)
             buf.append(_NEWLINE)
             self._accepted += 1
             if self.writer_idle:
@@ -154,9 +166,10 @@ class EventQueue:
         except Exception:  # noqa: BLE001 - a log call never raises into the application
             self.internal_errors += 1
 
-    def _encode_slowly(self, event: dict[str, object], buf: bytearray) -> None:
-        # Everything after the last newline is this event's partial output, if any.
-        del buf[buf.rfind(b"\n") + 1 :]
+    def _encode_slowly(self, event: dict[str, object], buf: bytearray, start: int) -> None:
+        # A failed encode_into can leave uninitialised bytes (newlines among them) past
+        # ``start``; nothing else touches the buffer during a call (see take_complete_lines).
+        del buf[start:]
         buf += encode_fallback(self._encoder, event, self.max_event_bytes)
         self.encode_fallbacks += 1
 
@@ -289,7 +302,9 @@ class EventQueue:
             return chunks
         try:
             buf = self._buf
-            cut = buf.rfind(b"\n") + 1
+            # A signal handler that interrupted a log call on this thread leaves the loop's
+            # buffer alone: the call holds offsets into it.
+            cut = 0 if _inside_emit() else buf.rfind(b"\n") + 1
             if cut:
                 data = bytes(buf[:cut])
                 del buf[:cut]

@@ -6,7 +6,7 @@ what lets ``flush()`` work from the event loop's own thread and from signal hand
 
 from __future__ import annotations
 
-from .base import FdStream, open_stream
+from .base import FdStream, check_destination, open_stream
 from .fd import File, Stderr, Stdout
 
-__all__ = ["FdStream", "File", "Stderr", "Stdout", "open_stream"]
+__all__ = ["FdStream", "File", "Stderr", "Stdout", "check_destination", "open_stream"]

@@ -54,15 +54,20 @@ class FdStream(anyio.abc.ByteSendStream):
         return (mine.st_dev, mine.st_ino) == (theirs.st_dev, theirs.st_ino)
 
 
+def check_destination(destination: object) -> None:
+    """Fail at configuration time on something that is not a destination."""
+    if isinstance(destination, anyio.abc.ByteSendStream | _Opens):
+        return
+    raise TypeError(
+        "a destination is alog.Stdout(), alog.Stderr(), alog.File(path), an object with an "
+        f"async open() returning an anyio ByteSendStream, or such a stream; got {destination!r}"
+    )
+
+
 async def open_stream(
     destination: Destination | anyio.abc.ByteSendStream,
 ) -> anyio.abc.ByteSendStream:
     """The stream for a destination object (built-in or user's), or the stream itself."""
     if isinstance(destination, anyio.abc.ByteSendStream):
         return destination
-    if isinstance(destination, _Opens):
-        return await destination.open()
-    raise TypeError(
-        "a destination is alog.Stdout(), alog.Stderr(), alog.File(path), an object with an "
-        f"async open() returning an anyio ByteSendStream, or such a stream; got {destination!r}"
-    )
+    return await destination.open()

@@ -1,0 +1,283 @@
+"""Supervision: a writer that fails for good cancels the app, says so once, and keeps nothing."""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import anyio
+import anyio.abc
+import pytest
+
+import alog
+
+from .conftest import RunScript
+
+
+@pytest.fixture(name="fifo")
+def fixture_fifo(tmp_path: Path) -> Iterator[tuple[Path, int]]:
+    """A FIFO with a reader attached (non-blocking) that the test controls."""
+    path = tmp_path / "pipe"
+    os.mkfifo(path)
+    reader = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        yield path, reader
+    finally:
+        try:
+            os.close(reader)
+        except OSError:
+            pass
+
+
+async def test_reader_gone_is_a_writer_failure_with_epipe(
+    fifo: tuple[Path, int], capfd: pytest.CaptureFixture[str]
+) -> None:
+    """EPIPE cancels the body, raises WriterFailed (cause BrokenPipeError), one stderr line."""
+    path, reader = fifo
+    log = alog.get_logger("app")
+    cancelled = False
+    with pytest.raises(alog.WriterFailed) as caught:
+        async with alog.run(alog.File(path)) as pipeline:
+            log.info("first")
+            await pipeline.aflush(5)
+            os.close(reader)
+            try:
+                for _ in range(100):
+                    log.info("after the reader left")
+                    await anyio.sleep(0.01)
+            except anyio.get_cancelled_exc_class():
+                cancelled = True
+                raise
+    assert cancelled, "the body must be cancelled when the writer fails"
+    assert isinstance(caught.value.__cause__, BrokenPipeError)
+    assert caught.value.undelivered >= 1
+    stats = pipeline.statistics()
+    assert stats.state == "failed"
+    assert stats.queued == 0
+    stderr = capfd.readouterr().err
+    assert stderr.count("alog:") == 1
+    assert "Broken pipe" in stderr
+    assert "events not delivered" in stderr
+
+
+async def test_calls_after_a_failure_are_counted_not_kept(
+    fifo: tuple[Path, int], capfd: pytest.CaptureFixture[str]
+) -> None:
+    """Once failed, the queue refuses everything: counted as dropped, memory stays empty."""
+    path, reader = fifo
+    log = alog.get_logger("app")
+    with pytest.raises(alog.WriterFailed):
+        async with alog.run(alog.File(path)) as pipeline:
+            os.close(reader)
+            try:
+                log.info("x")
+                await anyio.sleep(5)
+            finally:
+                for _ in range(10_000):
+                    log.info("nowhere to go", payload="x" * 100)
+                stats = pipeline.statistics()
+                assert stats.dropped == 10_000
+                assert stats.queued == 0
+                assert stats.queued_bytes == 0
+    assert capfd.readouterr().err.count("alog:") == 1
+
+
+async def test_disk_full_is_a_writer_failure(capfd: pytest.CaptureFixture[str]) -> None:
+    """ENOSPC (/dev/full) is permanent: WriterFailed carries the OSError."""
+    with pytest.raises(alog.WriterFailed) as caught:
+        async with alog.run(alog.File("/dev/full")):
+            alog.get_logger("app").info("into the void")
+            await anyio.sleep(5)
+    cause = caught.value.__cause__
+    assert isinstance(cause, OSError)
+    assert cause.errno == errno.ENOSPC
+    assert "No space left on device" in capfd.readouterr().err
+
+
+class RaisingStream(anyio.abc.ByteSendStream):
+    """A user destination that breaks on its second batch."""
+
+    def __init__(self) -> None:
+        self.batches: list[bytes] = []
+
+    async def send(self, item: bytes) -> None:
+        if self.batches:
+            raise RuntimeError("destination exploded")
+        self.batches.append(item)
+
+    async def aclose(self) -> None:
+        pass
+
+
+async def test_a_destination_that_raises_is_a_writer_failure(
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    """Whatever a custom destination raises ends the writer the same way."""
+    stream = RaisingStream()
+    log = alog.get_logger("app")
+    with pytest.raises(alog.WriterFailed) as caught:
+        async with alog.run(stream) as pipeline:
+            log.info("one")
+            await pipeline.aflush(5)
+            log.info("two")
+            await anyio.sleep(5)
+    assert isinstance(caught.value.__cause__, RuntimeError)
+    assert stream.batches and b'"msg":"one"' in stream.batches[0]
+    assert "destination exploded" in capfd.readouterr().err
+
+
+class HangingStream(anyio.abc.ByteSendStream):
+    """A user destination whose write never returns."""
+
+    async def send(self, item: bytes) -> None:
+        await anyio.sleep_forever()
+
+    async def aclose(self) -> None:
+        pass
+
+
+async def test_a_write_that_never_returns_fails_after_write_timeout(
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    """A hung destination is detected by the writer itself, not by a flush timing out."""
+    started = time.monotonic()
+    with pytest.raises(alog.WriterFailed) as caught:
+        async with alog.run(HangingStream(), write_timeout=0.3):
+            alog.get_logger("app").info("stuck")
+            await anyio.sleep(30)
+    assert isinstance(caught.value.__cause__, TimeoutError)
+    assert "no progress" in str(caught.value)
+    assert time.monotonic() - started < 10
+    capfd.readouterr()
+
+
+async def test_a_pipe_nobody_reads_fails_after_write_timeout(
+    fifo: tuple[Path, int], capfd: pytest.CaptureFixture[str]
+) -> None:
+    """The incident's stall: no progress for write_timeout is a failure, memory stays capped."""
+    path, _reader = fifo  # attached but never read
+    started = time.monotonic()
+    with pytest.raises(alog.WriterFailed) as caught:
+        async with alog.run(alog.File(path), write_timeout=0.5, max_bytes=1 << 20) as pipeline:
+            for _ in range(200):
+                for _ in range(100):
+                    alog.get_logger("app").info("stalled", payload="x" * 200)
+                await anyio.sleep(0.01)
+                assert pipeline.statistics().queued_bytes <= (1 << 20) + 64 * 1024
+    assert isinstance(caught.value.__cause__, TimeoutError)
+    assert time.monotonic() - started < 10
+    assert "no progress writing" in capfd.readouterr().err
+
+
+def test_asyncio_run_exits_non_zero_when_the_reader_dies(run_script: RunScript) -> None:
+    """End to end: stdout's reader is gone, the program stops with status 1, one message."""
+    script = """
+        import asyncio, alog
+        async def main():
+            log = alog.get_logger("app")
+            async with alog.run():
+                while True:
+                    for _ in range(100):
+                        log.info("tick")
+                    await asyncio.sleep(0.001)
+        asyncio.run(main())
+    """
+    read, write = os.pipe()
+    os.close(read)  # the reader is gone before the first write
+    try:
+        result = run_script(script, stdout=write, timeout=30)
+    finally:
+        os.close(write)
+    stderr = result.stderr.decode()
+    assert result.returncode == 1, stderr
+    assert stderr.count("alog: alog writer failed on stdout") == 1
+    assert "alog.WriterFailed" in stderr or "WriterFailed" in stderr
+
+
+def test_a_write_stuck_in_the_kernel_does_not_keep_the_process_alive(
+    run_script: RunScript,
+) -> None:
+    """stdout is a socket nobody reads: the writer thread blocks in write() forever, yet the
+    writer fails after write_timeout and the process exits (the thread is a daemon)."""
+    script = """
+        import asyncio, alog
+        async def main():
+            log = alog.get_logger("app")
+            async with alog.run(write_timeout=1.0):
+                while True:
+                    for _ in range(100):
+                        log.info("tick", payload="x" * 500)
+                    await asyncio.sleep(0.001)
+        asyncio.run(main())
+    """
+    ours, theirs = socket.socketpair()
+    started = time.monotonic()
+    try:
+        result = run_script(script, stdout=theirs.fileno(), timeout=30)
+    finally:
+        ours.close()
+        theirs.close()
+    assert result.returncode == 1, result.stderr.decode()
+    assert time.monotonic() - started < 20
+    assert b"no progress writing to stdout" in result.stderr
+
+
+def test_stdout_itself_stays_blocking_for_print(run_script: RunScript) -> None:
+    """alog writes through its own non-blocking descriptor; print() on fd 1 is unaffected."""
+    script = """
+        import asyncio, os, alog
+        async def main():
+            async with alog.run():
+                alog.get_logger("app").info("logged")
+                print("printed", os.get_blocking(1), flush=True)
+        asyncio.run(main())
+    """
+    result = run_script(script)
+    assert result.returncode == 0, result.stderr.decode()
+    lines = result.stdout.splitlines()
+    assert b"printed True" in lines
+    assert any(b'"msg":"logged"' in line for line in lines)
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="reopening via /proc is Linux-only")
+def test_lines_to_a_shared_pipe_are_written_whole(tmp_path: Path) -> None:
+    """Pipe writes stay within PIPE_BUF on line boundaries, so processes never mix lines."""
+    script = """
+        import asyncio, sys, alog
+        async def main():
+            log = alog.get_logger(sys.argv[1])
+            async with alog.run():
+                for i in range(20_000):
+                    log.info("line", i=i, pad="y" * (i % 300))
+                    if i % 500 == 0:
+                        await asyncio.sleep(0)
+        asyncio.run(main())
+    """
+    source = tmp_path / "writer.py"
+    source.write_text(textwrap.dedent(script))
+    read, write = os.pipe()
+    procs = [
+        subprocess.Popen([sys.executable, str(source), f"p{n}"], stdout=write) for n in range(3)
+    ]
+    os.close(write)
+    with os.fdopen(read, "rb") as pipe:
+        data = pipe.read()
+    for proc in procs:
+        assert proc.wait(timeout=60) == 0
+    seen: dict[str, set[int]] = {}
+    for line in data.splitlines():
+        event = json.loads(line)
+        seen.setdefault(event["logger"], set()).add(event["i"])
+    assert {name: len(numbers) for name, numbers in seen.items()} == {
+        "p0": 20_000,
+        "p1": 20_000,
+        "p2": 20_000,
+    }
