@@ -11,7 +11,7 @@ import datetime
 import decimal
 import enum
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Final
 
 import msgspec
@@ -28,9 +28,12 @@ def _repr_fallback(value: object) -> str:
         return f"<unrepresentable {type(value).__qualname__}>"
 
 
-def new_encoder() -> msgspec.json.Encoder:
+def new_encoder(enc_hook: Callable[[object], object] | None = None) -> msgspec.json.Encoder:
     """One encoder per queue, reused for every event (msgspec's fastest path)."""
-    return msgspec.json.Encoder(enc_hook=_repr_fallback)
+    return msgspec.json.Encoder(enc_hook=enc_hook or _repr_fallback)
+
+
+repr_fallback: Final = _repr_fallback
 
 
 _SCALARS: Final = (

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Final, Literal
 
 from ._context import context_fields
-from ._encoding import encode_fallback, new_encoder
+from ._encoding import encode_fallback, new_encoder, repr_fallback
 from ._fields import exception_fields, merge_fields, timestamp
 
 if TYPE_CHECKING:
@@ -33,6 +33,9 @@ _NEVER: Final = -(2**62)
 """A room no queue can fit in: set when the writer has failed, so every call is a counted drop."""
 
 _NEWLINE: Final = 10
+
+_NO_THREAD: Final = -1
+"""No thread's ident: the loop's while user code runs inside an encode (see _loop_enc_hook)."""
 
 
 def _nothing() -> None:
@@ -65,7 +68,7 @@ class EventQueue:
         self.max_bytes = max_bytes
         self.max_event_bytes = max_event_bytes
         self.overflow: Overflow = overflow
-        self._encoder = new_encoder()
+        self._encoder = new_encoder(self._loop_enc_hook)
         self._encode_into = self._encoder.encode_into
         self._thread_encoder = new_encoder()
         self._loop_ident = threading.get_ident()
@@ -165,6 +168,19 @@ class EventQueue:
                 self.wake()
         except Exception:  # noqa: BLE001 - a log call never raises into the application
             self.internal_errors += 1
+
+    def _loop_enc_hook(self, value: object) -> object:
+        """The loop encoder's hook for unknown types: user code (``__repr__``) runs mid-encode.
+
+        A log call made from that ``__repr__`` must not write into the buffer msgspec is
+        encoding into (that crashed the interpreter), so while the hook runs, this thread
+        takes the path of other threads: the lock and a buffer of their own.
+        """
+        ident, self._loop_ident = self._loop_ident, _NO_THREAD
+        try:
+            return repr_fallback(value)
+        finally:
+            self._loop_ident = ident
 
     def _encode_slowly(self, event: dict[str, object], buf: bytearray, start: int) -> None:
         # A failed encode_into can leave uninitialised bytes (newlines among them) past
