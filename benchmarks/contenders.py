@@ -46,8 +46,12 @@ class Contender:
     stall: bool = False
     # Does it have a level threshold that makes a call cheap when disabled?
     has_disabled: bool = True
+    # Does it write anything? (Only the stall scenario's baseline does not.)
+    writes: bool = True
     burst: Burst
     burst_seq: BurstSeq
+    # The disabled-call scenario's second variant, for kwargs-style APIs: one field only.
+    burst_one_field: Burst | None = None
 
     @classmethod
     def missing(cls) -> list[str]:
@@ -185,8 +189,13 @@ class Alog(Contender):
                     seq=s,
                 )
 
+        def burst_one_field(k: int) -> None:
+            for _ in range(k):
+                log.info("request handled", status=200)
+
         self.burst = burst
         self.burst_seq = burst_seq
+        self.burst_one_field = burst_one_field
 
     async def stop(self) -> dict[str, Any]:
         await self._stack.aclose()
@@ -352,8 +361,13 @@ class Structlog(Contender):
                     seq=s,
                 )
 
+        def burst_one_field(k: int) -> None:
+            for _ in range(k):
+                log.info("request handled", status=200)
+
         self.burst = burst
         self.burst_seq = burst_seq
+        self.burst_one_field = burst_one_field
 
     async def stop(self) -> dict[str, Any]:
         self._file.flush()
@@ -545,6 +559,37 @@ class Picologging(Contender):
         return {}
 
 
+# --- the baseline of the stall scenario -------------------------------------------------------
+
+
+class Baseline(Contender):
+    name = "baseline"
+    description = "no logging: the same bursts call a do-nothing method (the machine's own lag)"
+    stall = True
+    has_disabled = False
+    writes = False
+
+    async def start(self, path: str | None, *, level: str) -> None:
+        class Nothing:
+            def info(self, msg: str, /, **fields: object) -> None:
+                pass
+
+        log = Nothing()
+
+        def burst_seq(k: int, seq: int) -> None:
+            for s in range(seq, seq + k):
+                log.info(
+                    "request handled",
+                    method="GET",
+                    path="/api/items",
+                    status=200,
+                    duration_ms=12.5,
+                    seq=s,
+                )
+
+        self.burst_seq = burst_seq
+
+
 CONTENDERS: dict[str, type[Contender]] = {
     c.name: c
     for c in (
@@ -558,9 +603,10 @@ CONTENDERS: dict[str, type[Contender]] = {
         Loguru,
         LoguruEnqueue,
         Aiologger,
+        Baseline,
     )
 }
 # The throughput table: every contender except the bounded stdlib queue, which only differs from
 # stdlib-queue when the queue fills up (the stall scenario).
-THROUGHPUT = [n for n in CONTENDERS if n != "stdlib-queue-10k"]
+THROUGHPUT = [n for n in CONTENDERS if n not in ("stdlib-queue-10k", "baseline")]
 STALL = [n for n, c in CONTENDERS.items() if c.stall]

@@ -294,7 +294,7 @@ def _analyse_stall(
                 first_fresh = arrived
             if logged_at >= t_end - 1.0:
                 tail_latency.append(arrived - logged_at)
-    lost = data["logged"] - len(received)
+    lost = data["logged"] - len(received) if data["writes"] else None
     return {
         "received": len(received),
         "lost": lost,
@@ -476,8 +476,14 @@ def _summarise(name: str, entry: dict[str, Any], runnable: bool) -> None:
     entry["n_rounds"] = len(rounds)
     disabled = [d for d in entry["disabled"] if "ns_per_call" in d]
     if disabled:
-        entry["median"]["disabled_ns"] = _median(disabled, "ns_per_call")
-        entry["median"]["empty_loop_ns"] = _median(disabled, "loop_ns")
+        for key, name in (
+            ("disabled_ns", "ns_per_call"),
+            ("disabled_one_field_ns", "one_field_ns"),
+            ("noop_ns", "noop_ns"),
+            ("noop_one_field_ns", "noop_one_field_ns"),
+            ("empty_loop_ns", "loop_ns"),
+        ):
+            entry["median"][key] = _median(disabled, name)
 
 
 def targets(out: dict[str, Any]) -> dict[str, Any]:
@@ -503,6 +509,12 @@ def targets(out: dict[str, Any]) -> dict[str, Any]:
     if (d := ok["alog"].get("disabled_ns")) is not None:
         t["alog_disabled_ns"] = d
         t["alog_disabled_ok"] = d < 100
+        t["alog_disabled_one_field_ns"] = ok["alog"].get("disabled_one_field_ns")
+        # A do-nothing Python method with the same arguments, measured in every disabled run:
+        # no Python-level API can be cheaper than this.
+        refs = [e["median"] for e in c.values() if (e.get("median") or {}).get("noop_ns")]
+        t["noop_method_ns"] = statistics.median(r["noop_ns"] for r in refs)
+        t["noop_method_one_field_ns"] = statistics.median(r["noop_one_field_ns"] for r in refs)
     s = out["stall"].get("alog")
     if s and "error" not in s:
         t["alog_stall_max_lag_ms"] = s["max_lag_ms_stall"]
@@ -584,8 +596,11 @@ def report(out: dict[str, Any]) -> str:
         )
     if "alog_disabled_ns" in t:
         lines.append(
-            f"- alog call below the level threshold: **{t['alog_disabled_ns']:.0f} ns** "
-            f"(target < 100 ns): {'met' if t['alog_disabled_ok'] else 'MISSED'}"
+            f"- alog call below the level threshold: **{t['alog_disabled_ns']:.0f} ns** with the "
+            f"benchmark's four fields, {_f(t['alog_disabled_one_field_ns'])} ns with one field "
+            f"(target < 100 ns): {'met' if t['alog_disabled_ok'] else 'MISSED'}; for scale, a "
+            f"do-nothing Python method with the same arguments costs {t['noop_method_ns']:.0f} ns "
+            f"and {t['noop_method_one_field_ns']:.0f} ns"
         )
     if "alog_stall_max_lag_ms" in t:
         lines.append(
@@ -609,8 +624,8 @@ def report(out: dict[str, Any]) -> str:
             f"## Stall: stdout is a pipe nobody reads for {cfg['stall_seconds']:g} s, "
             f"the app logs 20,000 events/s (200 every 10 ms)",
             "",
-            "| logger | max loop lag (p99) | RSS growth during stall | peak RSS | logged "
-            "| app could not log | lost | loss reported | backlog after resume "
+            "| logger | max loop lag (p99) | RSS growth during stall (2nd half) | peak RSS "
+            "| logged | app could not log | lost | loss reported | backlog after resume "
             "| fresh events after resume | latency, last second |",
             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: | ---: |",
         ]
@@ -621,8 +636,10 @@ def report(out: dict[str, Any]) -> str:
             lines.append(
                 f"| {name} | {_f(s['max_lag_ms_stall'], ',.1f')} ms "
                 f"({_f(s['p99_lag_ms_stall'], ',.1f')}) | "
-                f"{_f(s['rss_growth_stall'] / 1e6, ',.1f')} MB | {_f(s['peak_rss'] / 1e6)} MB | "
-                f"{s['logged']:,} | {s['scheduled'] - s['logged']:,} | {s['lost']:,} | "
+                f"{_f(s['rss_growth_stall'] / 1e6, ',.1f')} MB "
+                f"({_f(s['rss_growth_second_half'] / 1e6, ',.1f')}) | "
+                f"{_f(s['peak_rss'] / 1e6)} MB | "
+                f"{s['logged']:,} | {s['scheduled'] - s['logged']:,} | {_f(s['lost'])} | "
                 f"{_loss_report(name, s)} | {s['backlog_after_resume']:,} | "
                 f"{_f(s['recovery_ms'], ',.0f')} ms | "
                 f"{_f(s['latency_ms_last_second'], ',.1f')} ms |"
@@ -642,7 +659,7 @@ def _loss_report(name: str, s: dict[str, Any]) -> str:
     if s.get("stderr_lines"):
         parts.append(f"{s['stderr_lines']:,} lines on stderr")
     if not parts:
-        return "-" if s["lost"] == 0 else "**no**"
+        return "-" if not s["lost"] else "**no**"
     return "; ".join(parts)
 
 

@@ -22,7 +22,7 @@ import sys
 import time
 from typing import Any
 
-from contenders import CONTENDERS, Contender
+from contenders import CONTENDERS, Burst, Contender
 
 _PAGE = os.sysconf("SC_PAGE_SIZE")
 
@@ -90,31 +90,62 @@ async def throughput(c: Contender, events: int, path: str) -> dict[str, Any]:
     }
 
 
-async def disabled(c: Contender, calls: int, path: str) -> dict[str, Any]:
-    await c.start(path, level="warning")
-    burst = c.burst
-    clock = time.perf_counter_ns
-    per_repeat = max(calls // 5, 1000)
-    samples = []
-    for _ in range(5):
-        t = 0
-        for _ in range(per_repeat // 1000):
-            t0 = clock()
-            burst(1000)
-            t += clock() - t0
-            await asyncio.sleep(0)
-        samples.append(t / (per_repeat // 1000 * 1000))
-    await c.stop()
+class _Noop:
+    """The cheapest Python-level logger: a method that does nothing, alog's signature."""
+
+    __slots__ = ()
+
+    def info(self, msg: str, /, *, exc_info: object = None, **fields: object) -> None:
+        pass
+
+
+def _noop_bursts() -> tuple[Burst, Burst, Burst]:
+    log = _Noop()
+
+    def four(k: int) -> None:
+        for _ in range(k):
+            log.info(
+                "request handled", method="GET", path="/api/items", status=200, duration_ms=12.5
+            )
+
+    def one(k: int) -> None:
+        for _ in range(k):
+            log.info("request handled", status=200)
 
     def empty(k: int) -> None:
         for _ in range(k):
             pass
 
-    t0 = clock()
-    for _ in range(per_repeat // 1000):
-        empty(1000)
-    loop_ns = (clock() - t0) / (per_repeat // 1000 * 1000)
-    return {"ns_per_call": statistics.median(samples), "samples": samples, "loop_ns": loop_ns}
+    return four, one, empty
+
+
+async def _per_call(burst: Burst, calls: int) -> float:
+    """Median ns per call over 5 repeats, yielding to the loop every 1000 calls."""
+    clock = time.perf_counter_ns
+    batches = max(calls // 5000, 1)
+    samples = []
+    for _ in range(5):
+        t = 0
+        for _ in range(batches):
+            t0 = clock()
+            burst(1000)
+            t += clock() - t0
+            await asyncio.sleep(0)
+        samples.append(t / (batches * 1000))
+    return statistics.median(samples)
+
+
+async def disabled(c: Contender, calls: int, path: str) -> dict[str, Any]:
+    await c.start(path, level="warning")
+    result = {"ns_per_call": await _per_call(c.burst, calls)}
+    if c.burst_one_field is not None:
+        result["one_field_ns"] = await _per_call(c.burst_one_field, calls)
+    await c.stop()
+    four, one, empty = _noop_bursts()
+    result["noop_ns"] = await _per_call(four, calls)
+    result["noop_one_field_ns"] = await _per_call(one, calls)
+    result["loop_ns"] = await _per_call(empty, calls)
+    return result
 
 
 async def stall(
@@ -176,6 +207,8 @@ async def stall(
     stop = True
     await mon
     rss_end_stall = max((r for t, r in rss if t < t0 + stall_seconds), default=rss_start)
+    # Bounded means flat once the queue is full: growth over the second half of the stall.
+    rss_half = max((r for t, r in rss if t < t0 + stall_seconds / 2), default=rss_start)
     t_stop = time.monotonic()
     stats = await c.stop()
     t_stopped = time.monotonic()
@@ -200,6 +233,8 @@ async def stall(
         "rss_start": rss_start,
         "rss_max_stall": rss_end_stall,
         "rss_growth_stall": rss_end_stall - rss_start,
+        "rss_growth_second_half": rss_end_stall - rss_half,
+        "writes": c.writes,
         "peak_rss": peak_rss(),
         "t_stop": t_stop,
         "shutdown_ms": (t_stopped - t_stop) * 1e3,
@@ -218,11 +253,16 @@ def _pct(values: list[float], q: float) -> float:
 def _timeline(
     lag: list[tuple[float, float]], rss: list[tuple[float, int]], t0: float
 ) -> list[list[float]]:
-    """Per 100 ms window: [seconds since start, max lag in ms, RSS in MB]."""
+    """Per 100 ms window: [seconds since start, max lag in ms, RSS in MB].
+
+    A lag covers every window from when the monitor was due until it ran, so a frozen loop
+    shows as frozen for as long as it was, not as one late wake-up.
+    """
     windows: dict[int, list[float]] = {}
     for t, v in lag:
-        w = windows.setdefault(int((t - t0) * 10), [0.0, 0.0])
-        w[0] = max(w[0], v * 1e3)
+        for k in range(int((t - t0) * 10), int((t + v - t0) * 10) + 1):
+            w = windows.setdefault(k, [0.0, 0.0])
+            w[0] = max(w[0], v * 1e3)
     for t, r in rss:
         w = windows.setdefault(int((t - t0) * 10), [0.0, 0.0])
         w[1] = r / 1e6
