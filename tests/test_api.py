@@ -116,10 +116,11 @@ async def test_context_follows_tasks_created_inside_the_block(tmp_path: Path) ->
 async def test_values_are_taken_at_the_time_of_the_call(tmp_path: Path) -> None:
     """Mutating a logged dict afterwards must not change the line already logged."""
     path = tmp_path / "out.log"
-    payload = {"items": [1, 2]}
+    items = [1, 2]
+    payload: dict[str, object] = {"items": items}
     async with alog.run(alog.File(path)):
         alog.get_logger("app").info("snapshot", payload=payload)
-        payload["items"].append(3)
+        items.append(3)
         payload["late"] = True
     (event,) = read_events(path)
     assert event["payload"] == {"items": [1, 2]}
@@ -198,14 +199,14 @@ def test_disabled_levels_are_swapped_for_a_no_op() -> None:
     """Below the threshold a call is one empty method call: nothing is built."""
     try:
         _logger.set_threshold(30)
-        assert alog.Logger.info is _logger._disabled  # type: ignore[comparison-overlap]
-        assert alog.Logger.debug is _logger._disabled  # type: ignore[comparison-overlap]
-        assert alog.Logger.warning is not _logger._disabled  # type: ignore[comparison-overlap]
+        assert alog.Logger.info is _logger._disabled
+        assert alog.Logger.debug is _logger._disabled
+        assert alog.Logger.warning is not _logger._disabled
         _logger.set_threshold(41)
-        assert alog.Logger.exception is _logger._disabled  # type: ignore[comparison-overlap]
+        assert alog.Logger.exception is _logger._disabled
     finally:
         _logger.set_threshold(0)
-    assert alog.Logger.info is not _logger._disabled  # type: ignore[comparison-overlap]
+    assert alog.Logger.info is not _logger._disabled
 
 
 @pytest.mark.parametrize(
@@ -279,9 +280,7 @@ def test_without_a_pipeline_calls_go_to_stdlib_logging(caplog: pytest.LogCapture
     (record,) = caplog.records
     assert record.name == "lib.module"
     assert record.levelno == logging.INFO
-    assert record.getMessage() == (
-        "connected component='db' request_id='r-9' host='db1' port=5432"
-    )
+    assert record.getMessage() == ("connected component='db' request_id='r-9' host='db1' port=5432")
     assert record.alog_fields == {  # type: ignore[attr-defined]
         "component": "db",
         "request_id": "r-9",

@@ -102,7 +102,7 @@ async def test_newlines_in_the_message_stay_on_one_line(tmp_path: Path) -> None:
     """One event is always one line, whatever the message contains."""
     path = tmp_path / "out.log"
     async with alog.run(alog.File(path)):
-        alog.get_logger("t").info("first\nsecond\r\n{\"forged\": 1}")
+        alog.get_logger("t").info('first\nsecond\r\n{"forged": 1}')
     (event,) = read_events(path)
     assert event["msg"] == 'first\nsecond\r\n{"forged": 1}'
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import os
@@ -31,10 +32,8 @@ def fixture_fifo(tmp_path: Path) -> Iterator[tuple[Path, int]]:
     try:
         yield path, reader
     finally:
-        try:
+        with contextlib.suppress(OSError):
             os.close(reader)
-        except OSError:
-            pass
 
 
 async def test_reader_gone_is_a_writer_failure_with_epipe(

@@ -142,4 +142,3 @@ def encode_fallback(
     }
     summary["alog.error"] = "event could not be encoded within max_event_bytes; fields dropped"
     return encoder.encode(summary)
-

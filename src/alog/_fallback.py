@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING
 from ._context import context_fields
 
 if TYPE_CHECKING:
-    from ._fields import ExcInfo
     from ._logger import Logger
 
 FALLBACK_MARK = "_alog_fallback"
@@ -30,7 +29,7 @@ class StdlibFallback:
         levelname: str,
         msg: str,
         fields: dict[str, object],
-        exc_info: ExcInfo,
+        exc_info: object,
         /,
     ) -> None:
         std = logging.getLogger(logger.name)
@@ -43,7 +42,7 @@ class StdlibFallback:
             levelno,
             "%s",
             text,
-            exc_info=exc_info,
+            exc_info=exc_info if isinstance(exc_info, bool | BaseException | tuple) else None,
             extra={"alog_fields": merged, FALLBACK_MARK: True},
             stacklevel=3,  # the user's call, not Logger.info or this method
         )

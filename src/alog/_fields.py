@@ -56,19 +56,22 @@ def merge_fields(
     return event
 
 
-def exception_fields(exc_info: ExcInfo) -> dict[str, object] | None:
-    """The ``exception`` field: type, message, frames, and the chain of causes."""
+def exception_fields(exc_info: object) -> dict[str, object] | None:
+    """The ``exception`` field: type, message, frames, and the chain of causes.
+
+    None when there is no exception to describe (``exc_info=True`` outside ``except``).
+    """
     if exc_info is None or exc_info is False:
         return None
     if exc_info is True:
         exc = sys.exc_info()[1]
     elif isinstance(exc_info, BaseException):
         exc = exc_info
-    elif isinstance(exc_info, tuple):
+    elif isinstance(exc_info, tuple) and len(exc_info) == 3:
         exc = exc_info[1]
     else:
-        return None
-    if exc is None:
+        return {"type": "<not an exception>", "message": _safe_str(exc_info), "frames": []}
+    if not isinstance(exc, BaseException):
         return None
     return _describe(exc, depth=0, seen=set())
 

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from typing import Final, final
 
 from . import _levels, _state
-from ._fields import ExcInfo, protect_core_keys
+from ._fields import protect_core_keys
 
 _EMPTY: Final[dict[str, object]] = {}
 
@@ -19,6 +19,10 @@ class Logger:
     A call below the running pipeline's level costs one no-op method call; an enabled call
     captures time, context and fields, encodes them, and queues the line. It never waits for
     I/O and never raises because of the destination.
+
+    ``exc_info`` takes what :mod:`logging` takes: ``True`` for the exception being handled,
+    an exception instance, or a ``sys.exc_info()`` tuple. It is typed ``object`` so that
+    ``log.info(msg, **fields)`` with any ``dict[str, object]`` type-checks.
     """
 
     __slots__ = ("_bound", "_name")
@@ -44,27 +48,27 @@ class Logger:
     def __repr__(self) -> str:
         return f"<alog.Logger {self._name!r} bound={self._bound!r}>"
 
-    def debug(self, msg: str, /, *, exc_info: ExcInfo = None, **fields: object) -> None:
+    def debug(self, msg: str, /, *, exc_info: object = None, **fields: object) -> None:
         """Log at level ``debug``."""
         _state.sink.emit(self, 10, "debug", msg, fields, exc_info)
 
-    def info(self, msg: str, /, *, exc_info: ExcInfo = None, **fields: object) -> None:
+    def info(self, msg: str, /, *, exc_info: object = None, **fields: object) -> None:
         """Log at level ``info``."""
         _state.sink.emit(self, 20, "info", msg, fields, exc_info)
 
-    def warning(self, msg: str, /, *, exc_info: ExcInfo = None, **fields: object) -> None:
+    def warning(self, msg: str, /, *, exc_info: object = None, **fields: object) -> None:
         """Log at level ``warning``."""
         _state.sink.emit(self, 30, "warning", msg, fields, exc_info)
 
-    def error(self, msg: str, /, *, exc_info: ExcInfo = None, **fields: object) -> None:
+    def error(self, msg: str, /, *, exc_info: object = None, **fields: object) -> None:
         """Log at level ``error``."""
         _state.sink.emit(self, 40, "error", msg, fields, exc_info)
 
-    def critical(self, msg: str, /, *, exc_info: ExcInfo = None, **fields: object) -> None:
+    def critical(self, msg: str, /, *, exc_info: object = None, **fields: object) -> None:
         """Log at level ``critical``."""
         _state.sink.emit(self, 50, "critical", msg, fields, exc_info)
 
-    def exception(self, msg: str, /, *, exc_info: ExcInfo = True, **fields: object) -> None:
+    def exception(self, msg: str, /, *, exc_info: object = True, **fields: object) -> None:
         """Log at level ``error`` with the exception being handled, as structured fields."""
         # Captured here: by the time the writer runs, the exception is no longer current.
         if exc_info is True:
@@ -72,7 +76,7 @@ class Logger:
         _state.sink.emit(self, 40, "error", msg, fields, exc_info)
 
     def log(
-        self, level: str | int, msg: str, /, *, exc_info: ExcInfo = None, **fields: object
+        self, level: str | int, msg: str, /, *, exc_info: object = None, **fields: object
     ) -> None:
         """Log at a level given by name (including custom levels) or number."""
         levelno, levelname = _levels.resolve(level)
@@ -85,7 +89,7 @@ _ENABLED: Final = {name: getattr(Logger, name) for name in _levels.STANDARD}
 _ENABLED["exception"] = Logger.exception
 
 
-def _disabled(self: Logger, msg: str, /, *, exc_info: ExcInfo = None, **fields: object) -> None:
+def _disabled(self: Logger, msg: str, /, *, exc_info: object = None, **fields: object) -> None:
     """Stands in for a level method below the threshold: the cheapest possible call."""
 
 

@@ -24,7 +24,6 @@ from ._encoding import encode_fallback, new_encoder, repr_fallback
 from ._fields import exception_fields, merge_fields, timestamp
 
 if TYPE_CHECKING:
-    from ._fields import ExcInfo
     from ._logger import Logger
 
 Overflow = Literal["drop_newest", "drop_oldest"]
@@ -44,7 +43,7 @@ def _nothing() -> None:
 
 def _inside_emit() -> bool:
     """Is a log call on this thread's stack (so this code runs in a signal handler)?"""
-    frame = sys._getframe(1)  # noqa: SLF001
+    frame = sys._getframe(1)
     code = EventQueue.emit.__code__
     while frame is not None:
         if frame.f_code is code:
@@ -114,7 +113,7 @@ class EventQueue:
         levelname: str,
         msg: str,
         fields: dict[str, object],
-        exc_info: ExcInfo,
+        exc_info: object,
         /,
     ) -> None:
         """Queue one event; never blocks, never raises."""
@@ -153,7 +152,9 @@ class EventQueue:
                         fields,
                     )
             if exc_info is not None:
-                event["exception"] = exception_fields(exc_info)
+                described = exception_fields(exc_info)
+                if described is not None:
+                    event["exception"] = described
             start = len(buf)
             try:
                 self._encode_into(event, buf, -1)
@@ -220,7 +221,7 @@ class EventQueue:
         levelname: str,
         msg: str,
         fields: dict[str, object],
-        exc_info: ExcInfo,
+        exc_info: object,
     ) -> None:
         try:
             event = merge_fields(
@@ -235,7 +236,9 @@ class EventQueue:
                 fields,
             )
             if exc_info is not None:
-                event["exception"] = exception_fields(exc_info)
+                described = exception_fields(exc_info)
+                if described is not None:
+                    event["exception"] = described
             try:
                 data = self._thread_encoder.encode(event)
             except Exception:  # noqa: BLE001 - handled by the fallback encoder

@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING, Protocol
 from ._fallback import StdlibFallback
 
 if TYPE_CHECKING:
-    from ._fields import ExcInfo
     from ._logger import Logger
     from ._pipeline import Pipeline
 
@@ -28,7 +27,7 @@ class Sink(Protocol):
         levelname: str,
         msg: str,
         fields: dict[str, object],
-        exc_info: ExcInfo,
+        exc_info: object,
         /,
     ) -> None: ...
 
