@@ -20,6 +20,7 @@ from ._destinations import Stdout, check_destination, open_stream
 from ._exceptions import WriterFailed
 from ._queue import EventQueue, Overflow
 from ._records import FlushResult, Statistics, WriterState
+from ._signals import SigtermHandler, check_can_handle_sigterm
 from ._writer import Writer
 
 if TYPE_CHECKING:
@@ -56,6 +57,7 @@ class Pipeline:
         overflow: Overflow = "drop_newest",
         write_timeout: float = 10.0,
         shutdown_timeout: float = 5.0,
+        handle_sigterm: bool = False,
     ) -> None:
         _positive("max_events", max_events, integer=True)
         _positive("max_bytes", max_bytes, integer=True)
@@ -87,6 +89,8 @@ class Pipeline:
         self._task_group: anyio.abc.TaskGroup | None = None
         self._writer_scope: anyio.CancelScope | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self.handle_sigterm = bool(handle_sigterm)
+        self._sigterm: SigtermHandler | None = None
 
     def __repr__(self) -> str:
         return f"<alog.Pipeline {self.state} to {self.destination!r}>"
@@ -108,6 +112,8 @@ class Pipeline:
                 f"another alog pipeline is already running ({_state.pipeline!r}); "
                 "one process runs one pipeline"
             )
+        if self.handle_sigterm:
+            check_can_handle_sigterm()
         self._entered = True
         self._loop = asyncio.get_running_loop()
         self._queue._loop_ident = threading.get_ident()
@@ -129,7 +135,18 @@ class Pipeline:
         _state.sink = self._queue
         _logger.set_threshold(self.level)
         atexit.register(self._at_exit)
+        if self.handle_sigterm:
+            self._sigterm = SigtermHandler(
+                self._loop,
+                stop_app=task_group.cancel_scope.cancel,
+                stop_draining=self._stop_draining,
+            )
+            self._sigterm.install()
         return self
+
+    def _stop_draining(self) -> None:
+        if self._writer_scope is not None:
+            self._writer_scope.cancel()
 
     async def __aexit__(
         self,
@@ -166,6 +183,9 @@ class Pipeline:
         if self._writer is not None and self._writer.state != "failed":
             self._writer.state = "closed"
         atexit.unregister(self._at_exit)
+        if self._sigterm is not None:
+            self._sigterm.uninstall()
+            self._sigterm = None
 
     async def _run_writer(self, *, task_status: anyio.abc.TaskStatus[None]) -> None:
         # Shielded: the writer keeps draining when the app is cancelled; only its own
@@ -323,12 +343,15 @@ def run(
     overflow: Overflow = "drop_newest",
     write_timeout: float = 10.0,
     shutdown_timeout: float = 5.0,
+    handle_sigterm: bool = False,
 ) -> Pipeline:
     """Run a logging pipeline for the ``async with`` block: ``async with alog.run() as p:``.
 
     The writer runs in a task group with the block. If it fails for good, the block is
     cancelled and :class:`alog.WriterFailed` is raised from it. Leaving the block drains the
     queue for at most ``shutdown_timeout`` seconds. Configuration is checked here, at once.
+    ``handle_sigterm=True`` (for plain ``asyncio.run`` programs, main thread only) turns
+    SIGTERM into cancelling the block, a drain and a normal exit; see docs/reliability.md.
     """
     return Pipeline(
         destination,
@@ -340,6 +363,7 @@ def run(
         overflow=overflow,
         write_timeout=write_timeout,
         shutdown_timeout=shutdown_timeout,
+        handle_sigterm=handle_sigterm,
     )
 
 

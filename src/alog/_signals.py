@@ -1,0 +1,66 @@
+"""``alog.run(handle_sigterm=True)``: SIGTERM as a graceful drain for plain ``asyncio.run`` apps.
+
+By default SIGTERM kills a Python process at once, with whatever is queued lost. Servers
+(uvicorn, aiohttp) install their own handler and leave ``alog.run`` on their shutdown path, so
+they need nothing from here. A plain program opts in: the first SIGTERM cancels the body of
+``async with alog.run(...)``, leaving it drains the queue (within ``shutdown_timeout``) and the
+program carries on after the block, normally, to exit status 0. A second SIGTERM cuts the
+drain short (what is left is counted as undelivered).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import threading
+from collections.abc import Callable
+from typing import Final
+
+from ._logger import get_logger
+
+_log: Final = get_logger("alog")
+
+
+def check_can_handle_sigterm() -> None:
+    """Signal handlers belong to the main thread; fail before the pipeline starts otherwise."""
+    if threading.current_thread() is not threading.main_thread():
+        raise RuntimeError(
+            "alog.run(handle_sigterm=True) needs its event loop in the main thread "
+            "(only the main thread can handle signals)"
+        )
+
+
+class SigtermHandler:
+    """Installed on the running loop for the life of one pipeline, then put back."""
+
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        *,
+        stop_app: Callable[[], None],
+        stop_draining: Callable[[], None],
+    ) -> None:
+        self._loop = loop
+        self._stop_app = stop_app
+        self._stop_draining = stop_draining
+        self._previous: object = None
+        self.received = 0
+
+    def install(self) -> None:
+        self._previous = signal.getsignal(signal.SIGTERM)
+        self._loop.add_signal_handler(signal.SIGTERM, self._on_sigterm)
+
+    def _on_sigterm(self) -> None:
+        # A loop callback, not a raw signal handler: logging and cancelling are safe here.
+        self.received += 1
+        if self.received == 1:
+            _log.warning("alog.sigterm", action="draining the log, then a normal exit")
+            self._stop_app()
+        else:
+            self._stop_draining()
+
+    def uninstall(self) -> None:
+        self._loop.remove_signal_handler(signal.SIGTERM)
+        previous = self._previous
+        if callable(previous) or previous in (signal.SIG_IGN, signal.SIG_DFL):
+            signal.signal(signal.SIGTERM, previous)  # type: ignore[arg-type]
