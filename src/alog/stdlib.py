@@ -1,0 +1,194 @@
+"""The bridge from :mod:`logging` into alog: other code's records in the same bounded queue.
+
+``alog.stdlib.install()`` puts an :class:`AlogHandler` on the root logger, so records from
+uvicorn, aiohttp, asyncio, httpx, SQLAlchemy... become alog events: the message formatted with
+its args, the logger's name, the level, ``extra`` fields and a structured ``exception``. A
+record costs what an alog call costs: it is queued, never written, on the calling thread.
+
+Records that alog itself forwarded to :mod:`logging` (no pipeline running) carry the
+``_alog_fallback`` mark and are never sent back, so there is no loop; while no pipeline runs,
+the handler writes records as JSON lines to stderr instead, so nothing disappears before
+``alog.run`` starts or after it ends.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterable
+from types import TracebackType
+from typing import Final, final
+
+from . import _levels, _logger, _state
+from ._context import context_fields
+from ._fallback import FALLBACK_MARK, _logfmt
+from ._fields import exception_fields, merge_fields, timestamp
+from ._logger import Logger
+from ._report import to_stderr
+
+__all__ = ["AlogHandler", "Bridge", "install"]
+
+# Attributes every LogRecord has; anything else on a record came from ``extra=``.
+_RECORD_ATTRIBUTES: Final = frozenset(
+    {
+        *logging.LogRecord("", 0, "", 0, "", None, None).__dict__,
+        "message",
+        "asctime",
+        "taskName",
+        "alog_fields",
+        FALLBACK_MARK,
+    }
+)
+
+
+class AlogHandler(logging.Handler):
+    """A :class:`logging.Handler` that turns each record into an alog event.
+
+    With a pipeline running, events go to its queue (subject to its level); otherwise, and for
+    records alog forwarded to :mod:`logging` itself, they are written to stderr as JSON lines
+    (if ``fallback_to_stderr``), because sending them to alog would send them straight back.
+    """
+
+    def __init__(
+        self, level: int | str = logging.NOTSET, *, fallback_to_stderr: bool = True
+    ) -> None:
+        super().__init__(level)
+        self.fallback_to_stderr = fallback_to_stderr
+        self._loggers: dict[str, Logger] = {}
+
+    def emit(self, record: logging.LogRecord) -> None:
+        """Queue the record as an event; never raises, never blocks while a pipeline runs."""
+        try:
+            levelno = record.levelno
+            if getattr(record, FALLBACK_MARK, False) or _state.pipeline is None:
+                if self.fallback_to_stderr:
+                    self._to_stderr(record)
+                return
+            if levelno < _logger._threshold:
+                return
+            logger = self._loggers.get(record.name)
+            if logger is None:
+                logger = self._loggers.setdefault(record.name, Logger(record.name))
+            _, levelname = _levels.resolve(levelno)
+            _state.sink.emit(
+                logger, levelno, levelname, _message(record), _extra(record), _exc_info(record)
+            )
+        except Exception:  # noqa: BLE001 - logging's own policy: report, never raise
+            self.handleError(record)
+
+    def _to_stderr(self, record: logging.LogRecord) -> None:
+        _, levelname = _levels.resolve(record.levelno)
+        forwarded = getattr(record, "alog_fields", None)
+        if isinstance(forwarded, dict):
+            # alog's own call, forwarded: its fields travel apart and as a logfmt tail.
+            msg = _message(record)
+            tail = f" {_logfmt(forwarded)}" if forwarded else ""
+            if tail and msg.endswith(tail):
+                msg = msg[: -len(tail)]
+            fields: dict[str, object] = forwarded
+        else:
+            msg = _message(record)
+            fields = {**(context_fields.get() or {}), **_extra(record)}
+        event = merge_fields(
+            {
+                "time": timestamp(int(record.created * 1e9)),
+                "level": levelname,
+                "logger": record.name,
+                "msg": msg,
+            },
+            {},
+            None,
+            fields,
+        )
+        exc_info = _exc_info(record)
+        if exc_info is not None:
+            event["exception"] = exception_fields(exc_info)
+        to_stderr(json.dumps(event, default=repr, ensure_ascii=False))
+
+
+def _message(record: logging.LogRecord) -> str:
+    try:
+        return record.getMessage()
+    except Exception:  # noqa: BLE001 - bad args must not lose the record
+        return f"{record.msg!r} % {record.args!r} (could not format)"
+
+
+def _extra(record: logging.LogRecord) -> dict[str, object]:
+    fields = {
+        key: value
+        for key, value in record.__dict__.items()
+        if key not in _RECORD_ATTRIBUTES and not key.startswith("_")
+    }
+    if record.stack_info:
+        fields["stack"] = record.stack_info
+    return fields
+
+
+def _exc_info(
+    record: logging.LogRecord,
+) -> tuple[type[BaseException], BaseException, TracebackType | None] | None:
+    exc_info = record.exc_info
+    if exc_info and exc_info[1] is not None:
+        return exc_info
+    return None
+
+
+@final
+class Bridge:
+    """What :func:`install` changed, so that :meth:`uninstall` can put it back."""
+
+    def __init__(self, handler: AlogHandler) -> None:
+        self.handler = handler
+        self._saved: list[tuple[logging.Logger, list[logging.Handler], bool]] = []
+        self._root_level: int | None = None
+
+    def uninstall(self) -> None:
+        """Remove the handler and restore the handlers and flags :func:`install` replaced."""
+        root = logging.getLogger()
+        root.removeHandler(self.handler)
+        for logger, handlers, propagate in reversed(self._saved):
+            logger.handlers[:] = handlers
+            logger.propagate = propagate
+        self._saved.clear()
+        if self._root_level is not None:
+            root.setLevel(self._root_level)
+
+    def __enter__(self) -> Bridge:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.uninstall()
+
+
+def install(
+    *,
+    level: int | str | None = logging.INFO,
+    replace_handlers: bool = True,
+    keep: Iterable[str] = (),
+    fallback_to_stderr: bool = True,
+) -> Bridge:
+    """Route every :mod:`logging` record into alog; returns a :class:`Bridge` to undo it.
+
+    One :class:`AlogHandler` goes on the root logger. With ``replace_handlers`` (the default),
+    the root's other handlers are removed, and so are those of every named logger that has its
+    own (uvicorn's, for instance), which are made to propagate to the root instead: then each
+    record is written once, by alog. Loggers named in ``keep`` are left alone. ``level`` sets
+    the root logger's level (``None`` leaves it); alog's own level applies on top.
+    """
+    handler = AlogHandler(fallback_to_stderr=fallback_to_stderr)
+    bridge = Bridge(handler)
+    root = logging.getLogger()
+    kept = set(keep)
+    if replace_handlers:
+        bridge._saved.append((root, list(root.handlers), root.propagate))
+        root.handlers[:] = []
+        for name, logger in list(logging.root.manager.loggerDict.items()):
+            if isinstance(logger, logging.Logger) and logger.handlers and name not in kept:
+                bridge._saved.append((logger, list(logger.handlers), logger.propagate))
+                logger.handlers[:] = []
+                logger.propagate = True
+    root.addHandler(handler)
+    if level is not None:
+        bridge._root_level = root.level
+        root.setLevel(_levels.number_of(level) if isinstance(level, str) else level)
+    return bridge

@@ -1,0 +1,85 @@
+"""Helpers for testing code that logs with alog: ``capture_logs()`` and a pytest fixture.
+
+``capture_logs()`` collects what a block of code logs as plain dicts, with no destination and
+no pipeline, so a test can assert on its own log calls::
+
+    with alog.testing.capture_logs() as events:
+        handle_request()
+    assert events == [{"level": "info", "logger": "app", "msg": "handled", "status": 200}]
+
+Installing alog also installs a pytest plugin with the ``alog_logs`` fixture: the same list,
+collected for the whole test.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+from . import _logger, _state
+from ._context import context_fields
+from ._fields import exception_fields, merge_fields
+
+if TYPE_CHECKING:
+    from ._logger import Logger
+
+__all__ = ["CapturingSink", "capture_logs"]
+
+
+class CapturingSink:
+    """A sink that keeps each event as a dict: what a pipeline would write, minus ``time``.
+
+    ``time`` is left out so that whole events can be compared with ``==``; everything else
+    (bound fields, context fields, call fields, the structured ``exception``) is there, merged
+    exactly as a pipeline merges it.
+    """
+
+    def __init__(self) -> None:
+        self.events: list[dict[str, Any]] = []
+        self._lock = threading.Lock()
+
+    def emit(
+        self,
+        logger: Logger,
+        levelno: int,
+        levelname: str,
+        msg: str,
+        fields: dict[str, object],
+        exc_info: object,
+        /,
+    ) -> None:
+        """Keep one event; like every sink, never raises into the log call."""
+        event = merge_fields(
+            {"level": levelname, "logger": logger.name, "msg": msg},
+            logger.bound_fields,
+            context_fields.get(),
+            fields,
+        )
+        if exc_info is not None and exc_info is not False:
+            described = exception_fields(exc_info)
+            if described is not None:
+                event["exception"] = described
+        with self._lock:
+            self.events.append(event)
+
+
+@contextmanager
+def capture_logs() -> Iterator[list[dict[str, Any]]]:
+    """Collect every event logged in the block, at every level, instead of writing it.
+
+    It swaps alog's process-wide sink, so it also captures other tasks and threads, and it
+    works whether or not a pipeline runs (events logged inside the block do not reach it).
+    Blocks nest; the previous sink and level are restored on exit.
+    """
+    sink = CapturingSink()
+    previous_sink = _state.sink
+    previous_threshold = _logger._threshold
+    _state.sink = sink
+    _logger.set_threshold(0)
+    try:
+        yield sink.events
+    finally:
+        _state.sink = previous_sink
+        _logger.set_threshold(previous_threshold)
