@@ -213,12 +213,28 @@ class Pipeline:
             self._writer = writer
             task_status.started()
             try:
-                await writer.run()
+                await self._write_until_closed(writer, scope)
             finally:
                 with anyio.CancelScope(shield=True), anyio.move_on_after(1.0):
                     await stream.aclose()
         if scope.cancelled_caught:
             writer.abandon(f"shutdown_timeout ({self.shutdown_timeout:g} s) expired")
+
+    async def _write_until_closed(self, writer: Writer, scope: anyio.CancelScope) -> None:
+        while True:
+            try:
+                await writer.run()
+            except asyncio.CancelledError:
+                task = asyncio.current_task()
+                if scope.cancel_called or task is None:
+                    raise
+                # A cancel from outside anyio, which no shield stops: asyncio.run cancels
+                # every task left when main returns, this one included. Drain anyway, as a
+                # normal close does, within shutdown_timeout.
+                task.uncancel()
+                self._begin_close()
+            else:
+                return
 
     def _at_exit(self) -> None:
         # Only reached when the process exits with this pipeline never closed.

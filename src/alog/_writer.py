@@ -89,6 +89,9 @@ class Writer:
                 if self._queue_drop_summary():
                     continue
                 if self.closing:
+                    if self._ledger:  # a send cut short by a cancel left bytes in flight
+                        await self._send(bytearray(), 0)
+                        continue
                     return
                 queue.writer_idle = True
                 if queue.queued:  # something arrived while we were deciding to sleep
