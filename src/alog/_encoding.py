@@ -16,6 +16,8 @@ from typing import Final
 
 import msgspec
 
+from ._fields import rfc3339
+
 MAX_DEPTH: Final = 64
 """Nesting deeper than this (in the fallback path) is replaced by a marker."""
 
@@ -137,8 +139,11 @@ def encode_fallback(
         size = len(data) or max_bytes * 2
         str_limit = max(16, (str_limit or max_bytes) * max_bytes // size // 2)
         item_limit = max(4, (item_limit or 1024) // 4)
+    stamp = event.get("time")
+    summary = {key: clean_str(str(event.get(key, "")), 256) for key in ("level", "logger", "msg")}
     summary = {
-        key: clean_str(str(event.get(key, "")), 256) for key in ("time", "level", "logger", "msg")
+        "time": rfc3339(stamp) if isinstance(stamp, datetime.datetime) else str(stamp),
+        **summary,
     }
     summary["alog.error"] = "event could not be encoded within max_event_bytes; fields dropped"
     return encoder.encode(summary)

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import datetime
 import sys
-import time
 import traceback
 from collections.abc import Mapping
 from types import TracebackType
@@ -19,19 +19,28 @@ ExcInfo: TypeAlias = (
     | None
 )
 
-# (second, "YYYY-MM-DDTHH:MM:SS.") rebound as one tuple so threads never see a torn pair.
-_second_prefix: tuple[int, str] = (-1, "")
+UTC: Final = datetime.UTC
+now: Final = datetime.datetime.now
+"""``now(UTC)`` is the call-time stamp. msgspec writes an aware UTC datetime as RFC 3339 with
+``Z`` in C, several times cheaper than formatting the text in Python."""
+
+
+def rfc3339(stamp: datetime.datetime) -> str:
+    """The text msgspec writes, but always with microseconds (msgspec omits ``.000000``)."""
+    return stamp.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def stamp_now() -> datetime.datetime | str:
+    """The ``time`` value of an event logged now (the hot path inlines this)."""
+    stamp = now(UTC)
+    return stamp if stamp.microsecond else rfc3339(stamp)
 
 
 def timestamp(time_ns: int) -> str:
-    """RFC 3339 UTC with microseconds; the date part is formatted once per second."""
-    global _second_prefix
-    second = time_ns // 1_000_000_000
-    cached_second, prefix = _second_prefix
-    if second != cached_second:
-        prefix = time.strftime("%Y-%m-%dT%H:%M:%S.", time.gmtime(second))
-        _second_prefix = (second, prefix)
-    return f"{prefix}{time_ns // 1000 % 1_000_000:06d}Z"
+    """RFC 3339 UTC text with microseconds for a time in nanoseconds since the epoch."""
+    seconds, nanos = divmod(time_ns, 1_000_000_000)
+    stamp = datetime.datetime.fromtimestamp(seconds, UTC).replace(microsecond=nanos // 1000)
+    return rfc3339(stamp)
 
 
 def protect_core_keys(fields: Mapping[str, object]) -> dict[str, object]:

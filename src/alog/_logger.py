@@ -94,12 +94,22 @@ def _disabled(self: Logger, msg: str, /, *, exc_info: object = None, **fields: o
 
 
 def set_threshold(levelno: int) -> None:
-    """Swap each level method for a no-op below ``levelno`` (structlog's trick, per class)."""
+    """Install the level methods for the current sink and threshold.
+
+    Below ``levelno`` a method is a no-op (structlog's trick, per class). At or above it, a
+    sink that offers ``level_method`` (the pipeline's queue) provides the method itself, so
+    the call goes straight into the queue; any other sink is reached through ``_state.sink``.
+    """
     global _threshold
     _threshold = levelno
+    fast = getattr(_state.sink, "level_method", None)
     for name, method in _ENABLED.items():
         number = _levels.ERROR if name == "exception" else _levels.STANDARD[name]
-        setattr(Logger, name, method if number >= levelno else _disabled)
+        if number < levelno:
+            method = _disabled
+        elif fast is not None and name != "exception":
+            method = fast(number, name)
+        setattr(Logger, name, method)
 
 
 def get_logger(name: str | None = None, /, **fields: object) -> Logger:

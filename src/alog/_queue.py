@@ -13,6 +13,7 @@ under ``_lock``; the loop's path reads them without it.
 
 from __future__ import annotations
 
+import datetime
 import sys
 import threading
 import time
@@ -21,7 +22,9 @@ from typing import TYPE_CHECKING, Final, Literal
 
 from ._context import context_fields
 from ._encoding import encode_fallback, new_encoder, repr_fallback
-from ._fields import exception_fields, merge_fields, timestamp
+from ._fields import UTC as _UTC
+from ._fields import exception_fields, merge_fields, rfc3339, stamp_now
+from ._fields import now as _now
 
 if TYPE_CHECKING:
     from ._logger import Logger
@@ -100,11 +103,87 @@ class EventQueue:
         self.last_drop = 0.0
         self.drops_reported = 0
 
+        self._methods: dict[tuple[int, str], Callable[..., None]] = {}
         self.writer_idle = False
         self.wake: Callable[[], None] = _nothing
         self.wake_threadsafe: Callable[[], None] = _nothing
 
     # -- the log call's path -------------------------------------------------------------
+
+    def level_method(self, levelno: int, levelname: str) -> Callable[..., None]:
+        """The body of ``Logger.info`` (etc.) while this queue is the sink: one call per event.
+
+        Installed on the Logger class by ``_logger.set_threshold``; the level is baked in and
+        the queue is a closure variable, so a log call costs a single Python call.
+        """
+        queue = self
+        get_ident = threading.get_ident
+        get_context = context_fields.get
+        now = _now
+        utc = _UTC
+
+        def method(
+            logger: Logger, msg: str, /, *, exc_info: object = None, **fields: object
+        ) -> None:
+            if get_ident() != queue._loop_ident:
+                queue._emit_from_thread(logger, levelname, msg, fields, exc_info)
+                return
+            buf = queue._buf
+            try:
+                if (
+                    queue._accepted - queue._taken >= queue._event_room
+                    or len(buf) >= queue._byte_room
+                ) and not queue._make_room():
+                    return
+                # Built and encoded here, inline, because this is the hot path: values are
+                # captured as they are at the call, and the writer only moves bytes.
+                ts: datetime.datetime | str = now(utc)
+                if not ts.microsecond:  # type: ignore[union-attr]
+                    ts = rfc3339(ts)  # type: ignore[arg-type]  # keep the shape: 1 in 10^6
+                event: dict[str, object] = {
+                    "time": ts,
+                    "level": levelname,
+                    "logger": logger._name,
+                    "msg": msg,
+                }
+                bound = logger._bound
+                if bound:
+                    event.update(bound)
+                context = get_context()
+                if context:
+                    event.update(context)
+                if fields:
+                    size = len(event)
+                    event.update(fields)
+                    if len(event) != size + len(fields):
+                        event = merge_fields(
+                            {"time": ts, "level": levelname, "logger": logger._name, "msg": msg},
+                            bound,
+                            context,
+                            fields,
+                        )
+                if exc_info is not None:
+                    described = exception_fields(exc_info)
+                    if described is not None:
+                        event["exception"] = described
+                start = len(buf)
+                try:
+                    queue._encode_into(event, buf, -1)
+                except Exception:  # noqa: BLE001 - handled by the fallback encoder
+                    queue._encode_slowly(event, buf, start)
+                else:
+                    if len(buf) - start > queue.max_event_bytes:
+                        queue._encode_slowly(event, buf, start)
+                buf.append(_NEWLINE)
+                queue._accepted += 1
+                if queue.writer_idle:
+                    queue.wake()
+            except Exception:  # noqa: BLE001 - a log call never raises into the application
+                queue.internal_errors += 1
+
+        method.__name__ = method.__qualname__ = levelname
+        method.__doc__ = f"Log at level ``{levelname}``."
+        return method
 
     def emit(
         self,
@@ -116,59 +195,11 @@ class EventQueue:
         exc_info: object,
         /,
     ) -> None:
-        """Queue one event; never blocks, never raises."""
-        if threading.get_ident() != self._loop_ident:
-            self._emit_from_thread(logger, levelname, msg, fields, exc_info)
-            return
-        buf = self._buf
-        try:
-            if (
-                self._accepted - self._taken >= self._event_room or len(buf) >= self._byte_room
-            ) and not self._make_room():
-                return
-            # The event is built and encoded here, inline, because this is the hot path:
-            # values are captured as they are at the call, and the writer only moves bytes.
-            ts = timestamp(time.time_ns())
-            event: dict[str, object] = {
-                "time": ts,
-                "level": levelname,
-                "logger": logger._name,
-                "msg": msg,
-            }
-            bound = logger._bound
-            if bound:
-                event.update(bound)
-            context = context_fields.get()
-            if context:
-                event.update(context)
-            if fields:
-                size = len(event)
-                event.update(fields)
-                if len(event) != size + len(fields):
-                    event = merge_fields(
-                        {"time": ts, "level": levelname, "logger": logger._name, "msg": msg},
-                        bound,
-                        context,
-                        fields,
-                    )
-            if exc_info is not None:
-                described = exception_fields(exc_info)
-                if described is not None:
-                    event["exception"] = described
-            start = len(buf)
-            try:
-                self._encode_into(event, buf, -1)
-            except Exception:  # noqa: BLE001 - handled by the fallback encoder
-                self._encode_slowly(event, buf, start)
-            else:
-                if len(buf) - start > self.max_event_bytes:
-                    self._encode_slowly(event, buf, start)
-            buf.append(_NEWLINE)
-            self._accepted += 1
-            if self.writer_idle:
-                self.wake()
-        except Exception:  # noqa: BLE001 - a log call never raises into the application
-            self.internal_errors += 1
+        """Queue one event (the generic path: ``log.log``, the stdlib bridge); never raises."""
+        method = self._methods.get((levelno, levelname))
+        if method is None:
+            method = self._methods[levelno, levelname] = self.level_method(levelno, levelname)
+        method(logger, msg, exc_info=exc_info, **fields)
 
     def _loop_enc_hook(self, value: object) -> object:
         """The loop encoder's hook for unknown types: user code (``__repr__``) runs mid-encode.
@@ -226,7 +257,7 @@ class EventQueue:
         try:
             event = merge_fields(
                 {
-                    "time": timestamp(time.time_ns()),
+                    "time": stamp_now(),
                     "level": levelname,
                     "logger": logger.name,
                     "msg": msg,

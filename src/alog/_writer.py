@@ -19,7 +19,7 @@ import anyio.abc
 
 from ._destinations import FdStream
 from ._exceptions import WriterFailed
-from ._fields import timestamp
+from ._fields import stamp_now, timestamp
 from ._records import WriterState
 from ._report import to_stderr
 
@@ -171,7 +171,7 @@ class Writer:
             return False
         queue.put_internal(
             {
-                "time": timestamp(time.time_ns()),
+                "time": stamp_now(),
                 "level": "warning",
                 "logger": "alog",
                 "msg": "alog.dropped",
