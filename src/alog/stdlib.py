@@ -37,6 +37,7 @@ _RECORD_ATTRIBUTES: Final = frozenset(
         "taskName",
         "alog_fields",
         FALLBACK_MARK,
+        "color_message",  # uvicorn's copy of the message with terminal colour codes
     }
 )
 
@@ -103,7 +104,7 @@ class AlogHandler(logging.Handler):
         exc_info = _exc_info(record)
         if exc_info is not None:
             event["exception"] = exception_fields(exc_info)
-        to_stderr(json.dumps(event, default=repr, ensure_ascii=False))
+        to_stderr(json.dumps(event, default=repr, ensure_ascii=False, separators=(",", ":")))
 
 
 def _message(record: logging.LogRecord) -> str:

@@ -71,15 +71,27 @@ def capture_logs() -> Iterator[list[dict[str, Any]]]:
 
     It swaps alog's process-wide sink, so it also captures other tasks and threads, and it
     works whether or not a pipeline runs (events logged inside the block do not reach it).
-    Blocks nest; the previous sink and level are restored on exit.
+    Blocks nest; the previous sink and level are restored on exit. A pipeline that starts
+    inside the block takes the events over from then on: to capture what a served app logs,
+    enter the block after the app has started.
     """
     sink = CapturingSink()
     previous_sink = _state.sink
+    previous_pipeline = _state.pipeline
     previous_threshold = _logger._threshold
     _state.sink = sink
     _logger.set_threshold(0)
     try:
         yield sink.events
     finally:
-        _state.sink = previous_sink
-        _logger.set_threshold(previous_threshold)
+        if _state.sink is sink:
+            pipeline = _state.pipeline
+            if pipeline is previous_pipeline:
+                _state.sink = previous_sink
+                _logger.set_threshold(previous_threshold)
+            elif pipeline is None:  # the pipeline that ran when we started has ended
+                _state.sink = _state.fallback
+                _logger.set_threshold(0)
+            else:
+                _state.sink = pipeline._queue
+                _logger.set_threshold(pipeline.level)

@@ -1,0 +1,465 @@
+"""The ASGI middleware and lifespan: in-process with httpx, and under a real uvicorn."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import textwrap
+import time
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import httpx
+import pytest
+import uvicorn
+from fastapi import FastAPI, HTTPException, WebSocket
+from fastapi.responses import StreamingResponse
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+import alog
+from alog.integrations.asgi import RequestLogMiddleware, lifespan
+from alog.testing import capture_logs
+
+from ._servers import UVICORN_READY, ServerProcess, refuses_connections, uvicorn_args
+from .conftest import read_events
+
+EXAMPLES = Path(__file__).parent.parent / "examples"
+
+
+def make_app(**options: Any) -> FastAPI:
+    app = FastAPI()
+    app.add_middleware(RequestLogMiddleware, **options)
+    log = alog.get_logger("app")
+
+    @app.get("/items/{item_id}")
+    async def item(item_id: int) -> dict[str, int]:
+        log.info("item", item_id=item_id)
+        if item_id == 0:
+            raise HTTPException(status_code=404)
+        return {"item_id": item_id}
+
+    @app.get("/boom")
+    async def boom() -> None:
+        raise RuntimeError("boom")
+
+    @app.get("/health")
+    async def health() -> dict[str, str]:
+        return {"ok": "yes"}
+
+    @app.get("/stream")
+    async def stream() -> StreamingResponse:
+        async def chunks() -> AsyncIterator[bytes]:
+            for _ in range(4):
+                await asyncio.sleep(0.05)
+                yield b"0123456789"
+
+        return StreamingResponse(chunks())
+
+    @app.get("/cut")
+    async def cut() -> StreamingResponse:
+        async def chunks() -> AsyncIterator[bytes]:
+            yield b"partial"
+            raise RuntimeError("cut short")
+
+        return StreamingResponse(chunks())
+
+    @app.websocket("/ws/{room}")
+    async def ws(websocket: WebSocket, room: str) -> None:
+        await websocket.accept()
+        text = await websocket.receive_text()
+        await websocket.send_text(text.upper())
+        await websocket.close(code=4001)
+
+    return app
+
+
+@pytest.fixture(name="events")
+def fixture_events() -> Iterator[list[dict[str, Any]]]:
+    with capture_logs() as events:
+        yield events
+
+
+def client(app: Any, *, raise_app_exceptions: bool = True) -> httpx.AsyncClient:
+    transport = httpx.ASGITransport(
+        app=app, client=("127.0.0.1", 5000), raise_app_exceptions=raise_app_exceptions
+    )
+    return httpx.AsyncClient(transport=transport, base_url="http://testserver")
+
+
+def access(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [event for event in events if event["logger"] == "access"]
+
+
+async def test_access_line_has_route_status_duration_client_and_size(
+    events: list[dict[str, Any]],
+) -> None:
+    """One line per request with what an operator looks for, at info for a 2xx."""
+    async with client(make_app()) as http:
+        response = await http.get("/items/7")
+    assert response.status_code == 200
+    (line,) = access(events)
+    rid = response.headers["x-request-id"]
+    assert line == {
+        "level": "info",
+        "logger": "access",
+        "msg": "request",
+        "request_id": rid,
+        "method": "GET",
+        "path": "/items/7",
+        "route": "/items/{item_id}",
+        "status": 200,
+        "duration_ms": line["duration_ms"],
+        "client": "127.0.0.1",
+        "response_bytes": len(response.content),
+    }
+    assert 0 <= line["duration_ms"] < 5000
+
+
+async def test_app_events_carry_the_request_id(events: list[dict[str, Any]]) -> None:
+    """Every call made while handling a request carries its id, via the bound context."""
+    async with client(make_app()) as http:
+        response = await http.get("/items/3", headers={"X-Request-ID": "req-3.a:b"})
+    assert response.headers["x-request-id"] == "req-3.a:b"
+    app_event = next(event for event in events if event["logger"] == "app")
+    assert app_event["request_id"] == "req-3.a:b"
+    assert access(events)[0]["request_id"] == "req-3.a:b"
+
+
+@pytest.mark.parametrize(
+    "hostile",
+    ["a b", "x;rm -rf /", "<script>", "id\twith\ttabs", "ünïcode", '"quoted"', "a" * 129, ""],
+)
+async def test_unsafe_request_ids_are_replaced(events: list[dict[str, Any]], hostile: str) -> None:
+    """A request id that could forge log lines or headers is never reused."""
+    async with client(make_app()) as http:
+        response = await http.get("/items/1", headers=[(b"x-request-id", hostile.encode("utf-8"))])
+    rid = response.headers["x-request-id"]
+    assert rid != hostile
+    assert len(rid) == 32
+    assert int(rid, 16) >= 0
+    assert access(events)[0]["request_id"] == rid
+
+
+@pytest.mark.parametrize(
+    ("path", "status", "level"),
+    [("/items/1", 200, "info"), ("/items/0", 404, "warning"), ("/nowhere", 404, "warning")],
+)
+async def test_level_follows_status(
+    events: list[dict[str, Any]], path: str, status: int, level: str
+) -> None:
+    """4xx lines are warnings, 2xx info, so alerting can key on the level."""
+    async with client(make_app()) as http:
+        response = await http.get(path)
+    assert response.status_code == status
+    (line,) = access(events)
+    assert (line["status"], line["level"]) == (status, level)
+
+
+async def test_status_level_is_configurable(events: list[dict[str, Any]]) -> None:
+    """Teams that do not want 404s as warnings can say so."""
+    app = make_app(status_level=lambda status: "error" if status >= 500 else "debug")
+    async with client(app) as http:
+        await http.get("/items/0")
+    assert access(events)[0]["level"] == "debug"
+
+
+async def test_exception_gives_one_error_line_and_a_500(events: list[dict[str, Any]]) -> None:
+    """An unhandled exception is one error line with its traceback, not two, and a 500."""
+    async with client(make_app()) as http:
+        response = await http.get("/boom")
+    assert response.status_code == 500
+    assert response.headers["x-request-id"]
+    errors = [event for event in events if event["level"] == "error"]
+    assert len(errors) == 1
+    (line,) = errors
+    assert line["status"] == 500
+    assert line["exception"]["type"] == "RuntimeError"
+    assert line["exception"]["message"] == "boom"
+    assert line["exception"]["frames"][-1]["function"] == "boom"
+
+
+async def test_exception_after_a_complete_response_is_logged_not_raised(
+    events: list[dict[str, Any]],
+) -> None:
+    """Starlette's outer error middleware sends the 500 and re-raises; we log it once."""
+
+    async def boom(request: Request) -> Response:
+        raise RuntimeError("boom")
+
+    app = RequestLogMiddleware(Starlette(routes=[Route("/boom", boom)]))
+    async with client(app) as http:
+        response = await http.get("/boom")
+    assert response.status_code == 500
+    (line,) = access(events)
+    assert (line["level"], line["status"]) == ("error", 500)
+    assert line["exception"]["type"] == "RuntimeError"
+
+
+async def test_exception_mid_stream_is_logged_and_reraised(events: list[dict[str, Any]]) -> None:
+    """A response cut short must still be aborted by the server, so the error propagates."""
+    async with client(make_app()) as http:
+        with pytest.raises(RuntimeError, match="cut short"):
+            await http.get("/cut")
+    (line,) = access(events)
+    assert line["level"] == "error"
+    assert line["status"] == 200
+    assert line["response_bytes"] == len(b"partial")
+    assert line["exception"]["message"] == "cut short"
+
+
+async def test_streaming_response_is_timed_to_its_end(events: list[dict[str, Any]]) -> None:
+    """A streamed body's duration covers every chunk, and its size counts them all."""
+    async with client(make_app()) as http:
+        response = await http.get("/stream")
+    assert response.content == b"0123456789" * 4
+    (line,) = access(events)
+    assert line["response_bytes"] == 40
+    assert line["duration_ms"] >= 150
+
+
+async def test_excluded_paths_log_nothing_unless_they_fail(events: list[dict[str, Any]]) -> None:
+    """Health checks stay quiet, but a failing one is still reported."""
+    app = make_app(exclude_paths={"/health", "/boom"})
+    async with client(app) as http:
+        await http.get("/health")
+        await http.get("/boom")
+    lines = access(events)
+    assert [line["path"] for line in lines] == ["/boom"]
+
+
+async def test_headers_are_logged_only_when_asked_and_redacted(
+    events: list[dict[str, Any]],
+) -> None:
+    """Credentials never reach the log, even with header logging on."""
+    secret = {"Authorization": "Bearer s3cret", "Cookie": "session=s3cret", "X-Api-Key": "s3cret"}
+    async with client(make_app()) as http:
+        await http.get("/items/1", headers=secret)
+    assert "headers" not in access(events)[0]
+    events.clear()
+    async with client(make_app(log_headers=True, redact_headers=["X-Api-Key"])) as http:
+        await http.get("/items/1", headers={**secret, "User-Agent": "tests"})
+    headers = access(events)[0]["headers"]
+    assert headers["user-agent"] == "tests"
+    assert headers["authorization"] == headers["cookie"] == headers["x-api-key"] == "[redacted]"
+    assert "s3cret" not in json.dumps(events)
+
+
+def test_redact_headers_rejects_a_single_string() -> None:
+    """A bare string would be read as a set of letters; fail at construction."""
+    with pytest.raises(TypeError, match="collection"):
+        RequestLogMiddleware(make_app(), redact_headers="x-api-key")
+
+
+async def test_lifespan_runs_the_pipeline_and_passes_the_apps_state(tmp_path: Path) -> None:
+    """The helper starts alog before the app's own start-up and drains it after shutdown."""
+    path = tmp_path / "log.jsonl"
+    seen: list[str] = []
+
+    @asynccontextmanager
+    async def app_lifespan(app: Starlette) -> AsyncIterator[dict[str, str]]:
+        seen.append("started")
+        alog.get_logger("app").info("starting")
+        yield {"db": "connected"}
+        alog.get_logger("app").info("stopping")
+
+    app = Starlette(lifespan=lifespan(app_lifespan, destination=alog.File(path)))
+    async with app.router.lifespan_context(app) as state:
+        assert state == {"db": "connected"}
+        assert alog.flush is not None
+        pipeline = alog._state.pipeline
+        assert pipeline is not None
+        assert pipeline.state == "running"
+    assert alog._state.pipeline is None
+    assert [event["msg"] for event in read_events(path)] == ["starting", "stopping"]
+
+
+def test_lifespan_checks_options_at_once() -> None:
+    """A typo in the logging set-up fails when the app is built, not at first request."""
+    with pytest.raises(ValueError, match="max_events"):
+        lifespan(max_events=0)
+    with pytest.raises(ValueError, match="exit_timeout"):
+        lifespan(exit_timeout=-1)
+
+
+async def test_lifespan_fails_startup_when_the_destination_cannot_open(tmp_path: Path) -> None:
+    """An unopenable destination stops the app from starting, with the reason."""
+    app = Starlette(lifespan=lifespan(destination=alog.File(tmp_path / "no" / "such" / "dir")))
+    with pytest.raises(alog.WriterFailed):
+        async with app.router.lifespan_context(app):
+            pass
+
+
+@asynccontextmanager
+async def served(app: Any) -> AsyncIterator[str]:
+    """A real uvicorn server in this loop, on a free port of 127.0.0.1."""
+    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="off")
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        await asyncio.sleep(0.01)
+        if task.done():
+            task.result()
+    port = server.servers[0].sockets[0].getsockname()[1]
+    try:
+        yield f"127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await task
+
+
+async def test_websocket_session_gets_one_line_when_it_closes(
+    events: list[dict[str, Any]],
+) -> None:
+    """A WebSocket session is logged when it ends, with its close code and message counts."""
+    async with served(make_app()) as address, aiohttp.ClientSession() as session:
+        ws = await session.ws_connect(f"ws://{address}/ws/lobby", headers={"X-Request-ID": "ws-1"})
+        assert ws._response.headers["x-request-id"] == "ws-1"
+        await ws.send_str("hello")
+        assert (await ws.receive_str()) == "HELLO"
+        await ws.receive()
+        await ws.close()
+    (line,) = [event for event in events if event["msg"] == "websocket"]
+    assert line["request_id"] == "ws-1"
+    assert line["route"] == "/ws/{room}"
+    assert (line["status"], line["close_code"], line["closed_by"]) == (101, 4001, "server")
+    assert (line["messages_received"], line["messages_sent"]) == (1, 1)
+
+
+# -- under a real uvicorn -----------------------------------------------------------------
+
+LOOPS = ["asyncio", "uvloop"]
+
+
+def test_fastapi_example_under_uvicorn_writes_only_json_to_stdout(tmp_path: Path) -> None:
+    """The example's stdout is all alog JSON: app events, access lines and uvicorn's own."""
+    server = ServerProcess(
+        uvicorn_args("fastapi_app:app", loop="uvloop"),
+        cwd=EXAMPLES,
+        ready=UVICORN_READY,
+        stdout=subprocess.PIPE,
+        read_stdout=True,
+    )
+    try:
+        with httpx.Client(base_url=server.url) as http:
+            assert http.get("/items/1", headers={"X-Request-ID": "req-42"}).status_code == 200
+            assert http.get("/items/9").status_code == 404
+            assert http.get("/health").status_code == 200
+            assert http.get("/stream").text == "0\n1\n2\n"
+            assert http.get("/fail").status_code == 500
+        assert server.stop() == 0
+    finally:
+        server.kill()
+    events = [json.loads(line) for line in server.stdout_lines()]
+    # A line is written when the app returns, which may be after the client moved on.
+    lines = sorted(
+        (event for event in events if event["logger"] == "access"), key=lambda e: e["path"]
+    )
+    assert [(line["path"], line["status"], line["level"]) for line in lines] == [
+        ("/fail", 500, "error"),
+        ("/items/1", 200, "info"),
+        ("/items/9", 404, "warning"),
+        ("/stream", 200, "info"),
+    ]
+    assert lines[1]["request_id"] == "req-42"
+    assert lines[1]["route"] == "/items/{item_id}"
+    assert lines[3]["duration_ms"] >= 100
+    assert lines[0]["exception"]["message"] == "the database is on fire"
+    found = next(event for event in events if event["msg"] == "item found")
+    assert found["request_id"] == "req-42"
+    assert any(event["logger"] == "uvicorn.error" for event in events)
+    assert not any("Exception in ASGI application" in event["msg"] for event in events)
+
+
+FAILING_APP = """
+import asyncio
+import os
+import alog
+from alog.integrations.asgi import RequestLogMiddleware, lifespan
+from starlette.applications import Starlette
+from starlette.responses import PlainTextResponse, StreamingResponse
+from starlette.routing import Route
+
+log = alog.get_logger("app")
+
+async def root(request):
+    return PlainTextResponse("ok")
+
+async def spam(request):
+    for i in range(5000):
+        log.info("spam " + "x" * 100, i=i)
+    return PlainTextResponse("ok")
+
+async def slow(request):
+    async def forever():
+        while True:
+            yield b"."
+            await asyncio.sleep(0.2)
+    return StreamingResponse(forever())
+
+options = {"write_timeout": 1.0, "exit_timeout": 1.5}
+if os.environ.get("DEST"):
+    options["destination"] = alog.File(os.environ["DEST"])
+routes = [Route("/", root), Route("/spam", spam), Route("/slow", slow)]
+app = RequestLogMiddleware(Starlette(routes=routes, lifespan=lifespan(**options)))
+"""
+
+
+@pytest.mark.parametrize(
+    ("failure", "loop"),
+    [
+        ("dev_full", "asyncio"),
+        ("dev_full", "uvloop"),
+        ("dead_reader", "uvloop"),
+        ("stalled_pipe", "asyncio"),
+        ("busy_server", "uvloop"),
+    ],
+)
+def test_writer_failure_stops_uvicorn_with_status_1(
+    tmp_path: Path, loop: str, failure: str
+) -> None:
+    """uvicorn ignores a failed lifespan; alog makes it stop serving and exit non-zero."""
+    (tmp_path / "failing_app.py").write_text(textwrap.dedent(FAILING_APP))
+    env = {"DEST": "/dev/full"} if failure in ("dev_full", "busy_server") else {}
+    server = ServerProcess(
+        uvicorn_args("failing_app:app", loop=loop),
+        cwd=tmp_path,
+        ready=UVICORN_READY,
+        env=env,
+        stdout=subprocess.DEVNULL if env else subprocess.PIPE,
+    )
+    try:
+        port = server.port
+        slow: httpx.Client | None = None
+        if failure == "dead_reader":
+            assert server.proc.stdout is not None
+            server.proc.stdout.close()
+        if failure == "busy_server":
+            # A response that never ends: graceful shutdown would wait for it forever.
+            slow = httpx.Client(base_url=server.url, timeout=30)
+            stream = slow.stream("GET", "/slow")
+            stream.__enter__()
+        started = time.monotonic()
+        with httpx.Client(base_url=server.url, timeout=30) as http:
+            path = "/spam" if failure == "stalled_pipe" else "/"
+            assert http.get(path).status_code == 200
+        status = server.wait(timeout=20)
+        elapsed = time.monotonic() - started
+        if slow is not None:
+            slow.close()
+    finally:
+        server.kill()
+    stderr = server.stderr_lines()
+    assert status == 1, stderr
+    assert elapsed < 1.0 + 1.5 + 5.0, elapsed  # write_timeout + exit_timeout + slack
+    print(f"exit {elapsed:.2f} s after the triggering request")
+    assert refuses_connections(port)
+    assert any("alog writer failed" in line for line in stderr), stderr
+    last = [line for line in stderr if line.startswith("alog:")][-1]
+    assert last.startswith(("alog: exiting with status 1", "alog: the server did not stop"))
