@@ -21,7 +21,7 @@ HERE = Path(__file__).resolve().parent
 ALOG = "#d1495b"
 FLOOR = "#8d99ae"
 PEER = "#2e86ab"
-PALETTE = ["#2e86ab", "#f18f01", "#3b8b5a", "#6a4c93", "#8d6e63", "#00a6a6"]
+PALETTE = ["#2e86ab", "#f18f01", "#3b8b5a", "#6a4c93", "#8d6e63", "#e0a800"]
 
 
 def _colour(name: str) -> str:
@@ -78,12 +78,17 @@ def disabled(data: dict[str, Any], out: Path) -> Path:
         for n, e in data["contenders"].items()
         if e.get("median") and e["median"].get("disabled_ns") is not None
     }
+    noop = data.get("targets", {}).get("noop_method_ns")
+    if noop is not None:
+        rows["(a do-nothing method)"] = noop
     order = sorted(rows, key=rows.__getitem__, reverse=True)
-    fig, ax = plt.subplots(figsize=(8, 4))
-    bars = ax.barh(order, [rows[n] for n in order], color=[_colour(n) for n in order])
+    fig, ax = plt.subplots(figsize=(8, 4.2))
+    colours = [FLOOR if n.startswith("(") else _colour(n) for n in order]
+    bars = ax.barh(order, [rows[n] for n in order], color=colours)
     ax.bar_label(bars, labels=[f"{rows[n]:,.0f}" for n in order], padding=3, fontsize=8)
     ax.axvline(100, color=ALOG, linestyle="--", linewidth=1)
-    ax.text(100, -0.9, " 100 ns target", color=ALOG, fontsize=8)
+    ax.text(104, 1.0, "100 ns target", color=ALOG, fontsize=8, va="top",
+            transform=ax.get_xaxis_transform())  # fmt: skip
     ax.set_title("a call below the level threshold (ns, the calling loop included)", fontsize=10)
     ax.margins(x=0.15)
     fig.tight_layout()
@@ -100,11 +105,13 @@ def stall(data: dict[str, Any], out: Path) -> Path | None:
     cfg = data["config"]
     fig, (lag_ax, rss_ax) = plt.subplots(2, 1, figsize=(11, 7.5), sharex=True)
     styles = ["--", "-.", ":", (0, (5, 1, 1, 1)), (0, (1, 1))]
-    peers = [n for n in runs if n != "alog"]
+    peers = [n for n in runs if n not in ("alog", "baseline")]
     for name, s in runs.items():
         t = [p[0] for p in s["timeline"]]
         if name == "alog":
             kw: dict[str, Any] = {"color": ALOG, "linewidth": 2.4, "zorder": 5}
+        elif name == "baseline":
+            kw = {"color": "#999999", "linewidth": 1.0, "linestyle": ":", "zorder": 4}
         else:
             i = peers.index(name)
             kw = {"color": PALETTE[i % len(PALETTE)], "linewidth": 1.3,
