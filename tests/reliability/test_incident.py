@@ -40,7 +40,7 @@ def _check_accounting(output: bytes, end: dict[str, str]) -> tuple[int, int]:
     "events",
     [
         pytest.param(200_000, id="200k"),
-        pytest.param(1_000_000, id="1M", marks=pytest.mark.soak),
+        pytest.param(1_000_000, id="1M", marks=[pytest.mark.soak, pytest.mark.timeout(600)]),
     ],
 )
 def test_memory_stays_within_max_bytes_while_the_pipe_is_stalled(
@@ -83,7 +83,7 @@ def test_memory_stays_within_max_bytes_while_the_pipe_is_stalled(
     ("duration", "stall"),
     [
         pytest.param(4.0, 2.0, id="short"),
-        pytest.param(30.0, 8.0, id="long", marks=pytest.mark.soak),
+        pytest.param(30.0, 8.0, id="long", marks=[pytest.mark.soak, pytest.mark.timeout(600)]),
     ],
 )
 def test_resumed_reader_gets_everything_not_reported_dropped(

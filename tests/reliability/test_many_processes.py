@@ -61,7 +61,7 @@ def _check_every_line(data: bytes, workers: int, count: int, children: list[Chil
 
 SIZES = [
     pytest.param(25_000, id="4x25k"),
-    pytest.param(250_000, id="4x250k", marks=pytest.mark.soak),
+    pytest.param(250_000, id="4x250k", marks=[pytest.mark.soak, pytest.mark.timeout(600)]),
 ]
 
 
