@@ -123,6 +123,7 @@ async def main(args: argparse.Namespace) -> int:
         max_bytes=args.max_bytes,
         max_events=args.max_events,
         shutdown_timeout=args.shutdown_timeout,
+        overflow=args.overflow,
     )
     ending = "finished"
     try:
@@ -166,6 +167,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--shutdown-timeout", type=float, default=5.0)
     parser.add_argument("--max-bytes", type=int, default=16 * 1024 * 1024)
     parser.add_argument("--max-events", type=int, default=100_000)
+    parser.add_argument("--overflow", choices=["drop_newest", "drop_oldest"], default="drop_newest")
     parser.add_argument("--linger", type=float, default=0.0, help="seconds to idle after logging")
     parser.add_argument("--lag-interval", type=float, default=0.005, help="lag probe period")
     return parser.parse_args(argv)

@@ -86,8 +86,9 @@ def test_memory_stays_within_max_bytes_while_the_pipe_is_stalled(
         pytest.param(30.0, 8.0, id="long", marks=[pytest.mark.soak, pytest.mark.timeout(600)]),
     ],
 )
+@pytest.mark.parametrize("overflow", ["drop_newest", "drop_oldest"])
 def test_resumed_reader_gets_everything_not_reported_dropped(
-    spawn: Spawn, pipe: Pipe, duration: float, stall: float
+    spawn: Spawn, pipe: Pipe, duration: float, stall: float, overflow: str
 ) -> None:
     """After a stall shorter than write_timeout the program keeps running; the books balance."""
     child = spawn(
@@ -96,6 +97,7 @@ def test_resumed_reader_gets_everything_not_reported_dropped(
             f"--duration={duration}",
             f"--max-bytes={512 * 1024}",
             f"--write-timeout={stall + 10}",
+            f"--overflow={overflow}",
         ],
         stdout=pipe.write_end,
     )
