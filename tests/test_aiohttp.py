@@ -220,6 +220,7 @@ FAILING_APP = """
 import asyncio
 import os
 import socket
+import sys
 import alog
 from aiohttp import web
 from alog.integrations.aiohttp import setup
