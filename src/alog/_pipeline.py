@@ -18,6 +18,7 @@ import anyio.abc
 from . import _levels, _logger, _state
 from ._destinations import Stdout, check_destination, open_stream
 from ._exceptions import WriterFailed
+from ._fields import stamp_now
 from ._queue import EventQueue, Overflow
 from ._records import FlushResult, Statistics, WriterState
 from ._signals import SigtermHandler, check_can_handle_sigterm
@@ -138,11 +139,28 @@ class Pipeline:
         if self.handle_sigterm:
             self._sigterm = SigtermHandler(
                 self._loop,
+                announce=self._announce_sigterm,
                 stop_app=task_group.cancel_scope.cancel,
                 stop_draining=self._stop_draining,
             )
             self._sigterm.install()
         return self
+
+    def _announce_sigterm(self) -> None:
+        queue = self._queue
+        if queue.failed or self._writer is None:
+            return
+        # Past the caps, like the drop summary: a full queue must not hide why the log ends.
+        queue.put_internal(
+            {
+                "time": stamp_now(),
+                "level": "warning",
+                "logger": "alog",
+                "msg": "alog.sigterm",
+                "action": "draining the log, then a normal exit",
+            }
+        )
+        self._writer.wake()
 
     def _stop_draining(self) -> None:
         if self._writer_scope is not None:

@@ -14,11 +14,6 @@ import asyncio
 import signal
 import threading
 from collections.abc import Callable
-from typing import Final
-
-from ._logger import get_logger
-
-_log: Final = get_logger("alog")
 
 
 def check_can_handle_sigterm() -> None:
@@ -37,10 +32,12 @@ class SigtermHandler:
         self,
         loop: asyncio.AbstractEventLoop,
         *,
+        announce: Callable[[], None],
         stop_app: Callable[[], None],
         stop_draining: Callable[[], None],
     ) -> None:
         self._loop = loop
+        self._announce = announce
         self._stop_app = stop_app
         self._stop_draining = stop_draining
         self._previous: object = None
@@ -51,10 +48,10 @@ class SigtermHandler:
         self._loop.add_signal_handler(signal.SIGTERM, self._on_sigterm)
 
     def _on_sigterm(self) -> None:
-        # A loop callback, not a raw signal handler: logging and cancelling are safe here.
+        # A loop callback, not a raw signal handler: queueing and cancelling are safe here.
         self.received += 1
         if self.received == 1:
-            _log.warning("alog.sigterm", action="draining the log, then a normal exit")
+            self._announce()
             self._stop_app()
         else:
             self._stop_draining()
