@@ -1,0 +1,37 @@
+"""Checked by mypy only (never run): alog's API as users write it, with its types."""
+
+from __future__ import annotations
+
+import anyio.abc
+
+import alog
+from alog.typing import Destination
+
+
+async def service(stream: anyio.abc.ByteSendStream) -> None:
+    log: alog.Logger = alog.get_logger(__name__)
+    fields: dict[str, object] = {"method": "GET", "status": 200}
+    log.info("request handled", **fields)  # any dict of fields type-checks
+    log.error("failed", exc_info=ValueError("x"))
+    log.log("audit", "user created", user_id=1)
+    child: alog.Logger = log.bind(request_id="r-1")
+    with alog.bound(request_id="r-2"):
+        child.warning("slow", duration_ms=812.5)
+
+    destination: Destination = alog.File("app.log")
+    async with alog.run(destination, level="info", overflow="drop_oldest") as pipeline:
+        result: alog.FlushResult = pipeline.flush(timeout=2.0)
+        done: bool = result.complete
+        stats: alog.Statistics = pipeline.statistics()
+        dropped: int = stats.dropped
+        del done, dropped
+        await pipeline.aflush(timeout=1.0)
+    async with alog.run(stream):  # any anyio byte stream is a destination
+        pass
+    try:
+        async with alog.run(alog.Stdout(), write_timeout=10.0):
+            pass
+    except alog.WriterFailed as failure:
+        cause: BaseException | None = failure.__cause__
+        del cause
+    alog.flush(timeout=2.0)
