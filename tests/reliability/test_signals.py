@@ -72,11 +72,14 @@ async def main():
     pipeline = alog.run(handle_sigterm=opt_in, shutdown_timeout=shutdown_timeout)
     async with pipeline:
         sys.stderr.write("ready\\n")
-        while True:
-            for _ in range(1_000):
-                log.info("tick", seq=seq)
-                seq += 1
-            await asyncio.sleep(0.001)
+        try:
+            while True:
+                for _ in range(1_000):
+                    log.info("tick", seq=seq)
+                    seq += 1
+                await asyncio.sleep(0.001)
+        finally:
+            sys.stderr.write("body ended\\n")
     stats = pipeline.statistics()
     sys.stderr.write("after: " + json.dumps(dict(
         logged=seq, written=stats.written, dropped=stats.dropped,
@@ -129,6 +132,7 @@ def test_second_sigterm_cuts_the_drain_short(spawn: Spawn, pipe: Pipe) -> None:
     child.wait_line(lambda line: line == "ready")
     time.sleep(0.3)
     child.proc.send_signal(signal.SIGTERM)
+    child.wait_line(lambda line: line == "body ended")  # signals sent too close would merge
     time.sleep(0.5)
     started = time.monotonic()
     child.proc.send_signal(signal.SIGTERM)
