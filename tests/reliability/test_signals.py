@@ -29,7 +29,7 @@ log = alog.get_logger("app")
 ending, loop_name = sys.argv[1], sys.argv[2]
 
 async def main():
-    async with alog.run(shutdown_timeout=30):
+    async with alog.run(max_events=200_000, shutdown_timeout=30):
         for seq in range(100_000):
             log.info("queued", seq=seq)
         sys.stderr.write("logged\\n")
