@@ -328,10 +328,14 @@ class Pipeline:
             return self._result(target, written, dropped)
         writer.wake_threadsafe()
         with writer.progress_cond:
-            writer.progress_cond.wait_for(
-                lambda: self._settled() >= target or self.state in ("closed", "failed"),
-                timeout=max(0.0, deadline - time.monotonic()),
-            )
+            writer.thread_waiters += 1
+            try:
+                writer.progress_cond.wait_for(
+                    lambda: self._settled() >= target or self.state in ("closed", "failed"),
+                    timeout=max(0.0, deadline - time.monotonic()),
+                )
+            finally:
+                writer.thread_waiters -= 1
         return self._result(target, written, dropped)
 
     async def aflush(self, timeout: float = 5.0) -> FlushResult:
@@ -343,9 +347,13 @@ class Pipeline:
         dropped = queue.dropped + queue.undelivered
         if writer is not None:
             writer.wake()
-            with anyio.move_on_after(timeout):
-                while self._settled() < target and self.state not in ("closed", "failed"):
-                    await writer.progress.wait()
+            writer.async_waiters += 1
+            try:
+                with anyio.move_on_after(timeout):
+                    while self._settled() < target and self.state not in ("closed", "failed"):
+                        await writer.progress.wait()
+            finally:
+                writer.async_waiters -= 1
         return self._result(target, written, dropped)
 
 

@@ -57,9 +57,12 @@ class Writer:
         # (stream offset at which a chunk ends, its events, its bytes), in write order.
         self._ledger: deque[tuple[int, int, int]] = deque()
         self._submitted = 0  # for streams that do not count bytes themselves
-        self._wakeup = anyio.Event()
+        # asyncio's own Event, reused: an anyio Event per wake-up costs more than it carries.
+        self._wakeup = asyncio.Event()
         self.progress = anyio.Event()
         self.progress_cond = threading.Condition()
+        self.async_waiters = 0  # aflush calls waiting on `progress`
+        self.thread_waiters = 0  # flush calls from other threads waiting on `progress_cond`
         queue.wake = self.wake
         queue.wake_threadsafe = self.wake_threadsafe
 
@@ -98,7 +101,7 @@ class Writer:
                     queue.writer_idle = False
                     continue
                 await self._wakeup.wait()
-                self._wakeup = anyio.Event()
+                self._wakeup.clear()
                 continue
             self._note_peak()
             for data, events in chunks:
@@ -157,11 +160,12 @@ class Writer:
 
     def notify_progress(self) -> None:
         """Wake flushes waiting in this loop and in other threads."""
-        if threading.get_ident() == self.queue._loop_ident:
+        if self.async_waiters and threading.get_ident() == self.queue._loop_ident:
             progress, self.progress = self.progress, anyio.Event()
             progress.set()
-        with self.progress_cond:
-            self.progress_cond.notify_all()
+        if self.thread_waiters:
+            with self.progress_cond:
+                self.progress_cond.notify_all()
 
     def _queue_drop_summary(self) -> bool:
         """Caught up after losses: write one event saying how many and when."""
