@@ -283,6 +283,7 @@ class Pipeline:
             batches=writer.batches if writer else 0,
             write_errors=writer.write_errors if writer else 0,
             encode_fallbacks=queue.encode_fallbacks + queue.thread_encode_fallbacks,
+            internal_errors=queue.internal_errors + queue.thread_internal_errors,
             last_write_seconds=writer.last_write_seconds if writer else 0.0,
             max_write_seconds=writer.max_write_seconds if writer else 0.0,
         )

@@ -38,6 +38,8 @@ class Statistics:
     """Writes that failed; the first permanent one ends the writer."""
     encode_fallbacks: int
     """Events whose fields needed the fallback encoder (bad values, oversized events)."""
+    internal_errors: int
+    """Log calls lost to a bug in alog itself (a log call never raises; it counts here)."""
     last_write_seconds: float
     """How long the last batch took to write."""
     max_write_seconds: float

@@ -140,8 +140,7 @@ def _one_event(tail: Tail) -> tuple[bytes, dict[str, Any]]:
 
 def _lost_calls(pipeline: alog.Pipeline) -> int:
     """Calls that vanished inside alog: neither written nor counted as dropped."""
-    queue = pipeline._queue
-    return queue.internal_errors + queue.thread_internal_errors
+    return pipeline.statistics().internal_errors
 
 
 Where = Callable[[Callable[[], None]], Any]
