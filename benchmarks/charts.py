@@ -61,7 +61,7 @@ def throughput(data: dict[str, Any], out: Path) -> Path:
             0.01,
             0.01,
             "not shown, output broken: "
-            + "; ".join(f"{n} ({entries[n]['problems'][0]})" for n in broken),
+            + "; ".join(f"{n} ({', '.join(entries[n]['problems'][:2])})" for n in broken),
             fontsize=8,
             color="#555555",
         )

@@ -370,6 +370,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )  # fmt: skip
     p.add_argument("--json", type=Path, help="results file (benchmarks/results/<date>.json)")
     p.add_argument("--tmpdir", type=Path, help="where the log files go (the system temp dir)")
+    p.add_argument(
+        "--report", type=Path, metavar="RESULTS", help="only print the report of a results file"
+    )
     args = p.parse_args(argv)
     preset = QUICK if args.quick else FULL
     for key, value in preset.items():
@@ -380,6 +383,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.report:
+        print(report(json.loads(args.report.read_text())))
+        return 0
     names = args.loggers.split(",") if args.loggers else list(CONTENDERS)
     unknown = [n for n in names if n not in CONTENDERS]
     if unknown:
@@ -553,9 +559,9 @@ def report(out: dict[str, Any]) -> str:
         "",
         f"## Throughput: {cfg['events']:,} events to a file",
         "",
-        "| logger | ns per call on the loop | CPU per event | CPU vs alog | events/s to file "
-        "| peak RSS | output | disabled call |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | --- | ---: |",
+        "| logger | ns per call on the loop | CPU per event | of which on the loop's thread "
+        "| CPU vs alog | events/s to file | peak RSS | output | disabled call |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: |",
     ]
     entries = out["contenders"]
     ordered = sorted(
@@ -575,17 +581,21 @@ def report(out: dict[str, Any]) -> str:
             rounds = "" if e["n_rounds"] == cfg["rounds"] else f" ({e['n_rounds']} round)"
             lines.append(
                 f"| {name}{rounds} | {_f(med['loop_ns_per_call'])} | "
-                f"{_f(med['cpu_us_per_event'], '.2f')} us | {_f(med.get('cpu_vs_alog'), '.2f')}x | "
+                f"{_f(med['cpu_us_per_event'], '.2f')} us | "
+                f"{_f(med.get('loop_thread_cpu_us_per_event'), '.2f')} us | "
+                f"{_f(med.get('cpu_vs_alog'), '.2f')}x | "
                 f"{_f(med['events_per_s'] / 1e3, ',.0f')} k | {_f(med['peak_rss'] / 1e6)} MB | "
                 f"yes | {disabled} |"
             )
         elif status == "broken":
             lines.append(
-                f"| {name} | - | - | - | - | {_f(med.get('peak_rss', 0) / 1e6)} MB | "
+                f"| {name} | - | - | - | - | - | {_f(med.get('peak_rss', 0) / 1e6)} MB | "
                 f"**broken**: {'; '.join(e['problems'][:3])} | {disabled} |"
             )
         else:
-            lines.append(f"| {name} | - | - | - | - | - | {status}: {e.get('reason', '')} | - |")
+            lines.append(
+                f"| {name} | - | - | - | - | - | - | {status}: {e.get('reason', '')} | - |"
+            )
     t = out["targets"]
     lines += ["", "## Targets (ratios within this run)", ""]
     if "alog_cpu_vs_floor" in t:
@@ -668,7 +678,7 @@ def _loss_report(name: str, s: dict[str, Any]) -> str:
     if dropped is not None:
         parts.append(f"statistics().dropped = {dropped:,}")
     if s.get("other_lines"):
-        parts.append(f"{s['other_lines']:,} notice lines in the stream")
+        parts.append(f"notice lines in the stream: {s['other_lines']:,}")
     if s.get("stderr_lines"):
         parts.append(f"{s['stderr_lines']:,} lines on stderr")
     if not parts:
