@@ -20,6 +20,7 @@ import importlib.metadata
 import json
 import os
 import platform
+import select
 import shlex
 import statistics
 import subprocess
@@ -211,7 +212,8 @@ def run_stall(name: str, args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     ctrl = os.fdopen(ctrl_r, "rb")
     deadline = args.recovery_seconds + args.grace_seconds + 120
     try:
-        ready = ctrl.readline()
+        # The worker says "ready" once its logger is configured (EOF if it died first).
+        ready = ctrl.readline() if select.select([ctrl], [], [], 120)[0] else b""
         if not ready.startswith(b"ready"):
             proc.kill()
             proc.wait()
