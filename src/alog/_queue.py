@@ -17,6 +17,7 @@ import datetime
 import sys
 import threading
 import time
+import types
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Final, Literal
 
@@ -44,12 +45,24 @@ def _nothing() -> None:
     return None
 
 
+def _evict_quarter(buf: bytearray, queued: int) -> tuple[int, int]:
+    """drop_oldest: remove the oldest quarter of the ``queued`` lines; (events, bytes) gone.
+
+    A quarter at once, so a sustained overflow costs one memmove per many events.
+    """
+    count = max(1, queued // 4)
+    cut = 0
+    for _ in range(count):
+        cut = buf.find(b"\n", cut) + 1
+    del buf[:cut]
+    return count, cut
+
+
 def _inside_emit() -> bool:
     """Is a log call on this thread's stack (so this code runs in a signal handler)?"""
     frame = sys._getframe(1)
-    code = EventQueue.emit.__code__
     while frame is not None:
-        if frame.f_code is code:
+        if frame.f_code is _LEVEL_METHOD_CODE:
             return True
         frame = frame.f_back  # type: ignore[assignment]
     return False
@@ -221,30 +234,24 @@ class EventQueue:
         buf += encode_fallback(self._encoder, event, self.max_event_bytes)
         self.encode_fallbacks += 1
 
-    def _make_room(self) -> bool:
-        """Called when the loop's buffer is full: evict the oldest (policy) or drop this one."""
+    def _note_drop(self) -> None:
+        """Remember when this episode of losses began and when it last lost an event."""
         now = time.time()
         if not self.first_drop or self.dropped == self.drops_reported:
             self.first_drop = now
         self.last_drop = now
-        if self.failed or self.overflow == "drop_newest" or self._accepted == self._taken:
+
+    def _make_room(self) -> bool:
+        """Called when the loop's buffer is full: evict the oldest (policy) or drop this one."""
+        self._note_drop()
+        queued = self._accepted - self._taken
+        if self.failed or self.overflow == "drop_newest" or not queued:
             self.rejected += 1
             return False
-        self._evict_oldest()
-        return True
-
-    def _evict_oldest(self) -> None:
-        # Evict a quarter of what is queued at once, so a sustained overflow costs one
-        # memmove per many events instead of one per event.
-        buf = self._buf
-        queued = self._accepted - self._taken
-        count = max(1, queued // 4)
-        cut = 0
-        for _ in range(count):
-            cut = buf.find(b"\n", cut) + 1
-        del buf[:cut]
+        count, _ = _evict_quarter(self._buf, queued)
         self._taken += count
         self.evicted += count
+        return True
 
     def _emit_from_thread(
         self,
@@ -297,20 +304,12 @@ class EventQueue:
         """Under the lock: is there room for one more event from another thread?"""
         if self._accepted - self._taken < self._event_room and len(self._buf) < self._byte_room:
             return True
-        now = time.time()
-        if not self.first_drop or self.dropped == self.drops_reported:
-            self.first_drop = now
-        self.last_drop = now
+        self._note_drop()
         queued = self._thread_accepted - self._thread_taken
         if self.failed or self.overflow == "drop_newest" or not queued:
             self.thread_rejected += 1
             return False
-        buf = self._thread_buf
-        count = max(1, queued // 4)
-        cut = 0
-        for _ in range(count):
-            cut = buf.find(b"\n", cut) + 1
-        del buf[:cut]
+        count, cut = _evict_quarter(self._thread_buf, queued)
         self._thread_taken += count
         self.thread_evicted += count
         self._event_room += count
@@ -436,3 +435,11 @@ class EventQueue:
     def queued_bytes(self) -> int:
         """Bytes waiting for the writer, not counting those in flight."""
         return len(self._buf) + len(self._thread_buf)
+
+
+_LEVEL_METHOD_CODE: Final = next(
+    const
+    for const in EventQueue.level_method.__code__.co_consts
+    if isinstance(const, types.CodeType) and const.co_name == "method"
+)
+"""The code of every level method :meth:`EventQueue.level_method` makes (for _inside_emit)."""

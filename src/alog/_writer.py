@@ -57,6 +57,7 @@ class Writer:
         # (stream offset at which a chunk ends, its events, its bytes), in write order.
         self._ledger: deque[tuple[int, int, int]] = deque()
         self._submitted = 0  # for streams that do not count bytes themselves
+        self._writing_here = False  # a synchronous flush is writing (see write_here)
         # asyncio's own Event, reused: an anyio Event per wake-up costs more than it carries.
         self._wakeup = asyncio.Event()
         self.progress = anyio.Event()
@@ -234,6 +235,9 @@ class Writer:
         stream = self.stream
         if self.state in ("failed", "closed") or not isinstance(stream, FdStream):
             return
+        if self._writing_here:
+            return  # a signal handler interrupted a flush on this thread: let that one finish
+        self._writing_here = True
         chunks = self.queue.take_complete_lines(timeout=deadline - time.monotonic())
         try:
             for data, events in chunks:
@@ -243,6 +247,7 @@ class Writer:
             if not chunks:
                 stream.send_sync(b"", deadline)  # finish what the writer task has in flight
         finally:
+            self._writing_here = False
             self.settle()
             if stream.error is not None and threading.get_ident() == self.queue._loop_ident:
                 self.wake()  # let the writer task fail loudly

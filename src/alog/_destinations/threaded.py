@@ -25,28 +25,27 @@ class ThreadedFdStream(FdStream):
 
     def __init__(self, fd: int, description: str) -> None:
         super().__init__(fd, description)
-        self._cond = threading.Condition()
-        self._thread: threading.Thread | None = None
+        # A plain Lock, not the default RLock: a signal handler on a thread that holds it
+        # must not re-enter it (see send_sync).
+        self._cond = threading.Condition(threading.Lock())
         self._waiter: asyncio.Future[None] | None = None
         self._watchdog: asyncio.TimerHandle | None = None
         self._last_progress = 0.0
         self._loop: asyncio.AbstractEventLoop | None = None
         self._writing = False
+        # Started here, where no signal handler's flush can run yet: starting it lazily from
+        # a send let a handler interrupting Thread() start a second writer thread.
+        self._thread = threading.Thread(
+            target=self._run, name=f"alog writer ({description})", daemon=True
+        )
+        self._thread.start()
 
-    def _start(self) -> None:
-        if self._thread is None:
-            self._thread = threading.Thread(
-                target=self._run, name=f"alog writer ({self.description})", daemon=True
-            )
-            self._thread.start()
-
-    def _submit(self, data: bytes | bytearray) -> int:
-        with self._cond:
-            if self.done == self.submitted:  # idle until now: the stall clock starts here
-                self._last_progress = time.monotonic()
-            target = self._append(data)
-            self._start()
-            self._cond.notify_all()
+    def _submit_locked(self, data: bytes | bytearray) -> int:
+        """Queue ``data`` for the thread (lock held); returns the offset it ends at."""
+        if self.done == self.submitted:  # idle until now: the stall clock starts here
+            self._last_progress = time.monotonic()
+        target = self._append(data)
+        self._cond.notify_all()
         return target
 
     def _run(self) -> None:
@@ -91,7 +90,8 @@ class ThreadedFdStream(FdStream):
         if self.error is not None:
             raise self.error
         loop = self._loop = asyncio.get_running_loop()
-        target = self._submit(item)
+        with self._cond:
+            target = self._submit_locked(item)
         while True:
             # Publish the waiter before checking, so no notification falls in between.
             self._waiter = waiter = loop.create_future()
@@ -121,8 +121,14 @@ class ThreadedFdStream(FdStream):
     def send_sync(self, data: bytes | bytearray, deadline: float) -> bool:
         if self.error is not None:
             return False
-        target = self._submit(data)
-        with self._cond:
+        # Bounded: in a signal handler that interrupted this thread while it held the lock,
+        # waiting forever would deadlock; by the deadline we give up instead.
+        if not self._cond.acquire(timeout=max(0.0, deadline - time.monotonic())):
+            return False
+        try:
+            if self._closed:
+                return False
+            target = self._submit_locked(data)
             return (
                 self._cond.wait_for(
                     lambda: self.done >= target or self.error is not None,
@@ -130,6 +136,8 @@ class ThreadedFdStream(FdStream):
                 )
                 and self.error is None
             )
+        finally:
+            self._cond.release()
 
     async def aclose(self) -> None:
         if self._closed:
