@@ -15,6 +15,13 @@ from typing import TYPE_CHECKING, Final, NoReturn, final
 import anyio
 import anyio.abc
 
+try:
+    # anyio imports its asyncio backend on first use, inside the running loop: about 20 ms
+    # here, a visible stall of the app's loop when a pipeline starts. Import it with alog.
+    import anyio._backends._asyncio  # noqa: F401
+except ImportError:  # pragma: no cover - a future anyio layout; then it loads on first use
+    pass
+
 from . import _levels, _logger, _state
 from ._destinations import Stdout, check_destination, open_stream
 from ._exceptions import WriterFailed
