@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import contextlib
 import math
 import threading
 import time
@@ -15,12 +16,11 @@ from typing import TYPE_CHECKING, Final, NoReturn, final
 import anyio
 import anyio.abc
 
-try:
-    # anyio imports its asyncio backend on first use, inside the running loop: about 20 ms
-    # here, a visible stall of the app's loop when a pipeline starts. Import it with alog.
-    import anyio._backends._asyncio  # noqa: F401
-except ImportError:  # pragma: no cover - a future anyio layout; then it loads on first use
-    pass
+# anyio imports its asyncio backend on first use, inside the running loop: about 20 ms here,
+# a visible stall of the app's loop when a pipeline starts. Import it with alog instead (if a
+# future anyio moves it, it simply loads on first use again).
+with contextlib.suppress(ImportError):
+    import anyio._backends._asyncio
 
 from . import _levels, _logger, _state
 from ._destinations import Stdout, check_destination, open_stream
