@@ -134,6 +134,8 @@ class EventQueue:
         get_context = context_fields.get
         now = _now
         utc = _UTC
+        encode_into = self._encode_into
+        max_event_bytes = self.max_event_bytes
 
         def method(
             logger: Logger, msg: str, /, *, exc_info: object = None, **fields: object
@@ -153,41 +155,42 @@ class EventQueue:
                 ts: datetime.datetime | str = now(utc)
                 if not ts.microsecond:  # type: ignore[union-attr]
                     ts = rfc3339(ts)  # type: ignore[arg-type]  # keep the shape: 1 in 10^6
-                event: dict[str, object] = {
-                    "time": ts,
-                    "level": levelname,
-                    "logger": logger._name,
-                    "msg": msg,
-                }
+                name = logger._name
                 bound = logger._bound
-                if bound:
-                    event.update(bound)
                 context = get_context()
-                if context:
-                    event.update(context)
-                if fields:
+                event: dict[str, object]
+                if bound or context:
+                    event = {"time": ts, "level": levelname, "logger": name, "msg": msg}
+                    if bound:
+                        event.update(bound)
+                    if context:
+                        event.update(context)
                     size = len(event)
                     event.update(fields)
-                    if len(event) != size + len(fields):
-                        event = merge_fields(
-                            {"time": ts, "level": levelname, "logger": logger._name, "msg": msg},
-                            bound,
-                            context,
-                            fields,
-                        )
+                    collided = len(event) != size + len(fields)
+                else:  # the common case, one dict display
+                    event = {"time": ts, "level": levelname, "logger": name, "msg": msg, **fields}
+                    collided = len(event) != 4 + len(fields)
+                if collided:  # overlapping keys: let merge_fields sort out core-key clashes
+                    event = merge_fields(
+                        {"time": ts, "level": levelname, "logger": name, "msg": msg},
+                        bound,
+                        context,
+                        fields,
+                    )
                 if exc_info is not None:
                     described = exception_fields(exc_info)
                     if described is not None:
                         event["exception"] = described
                 start = len(buf)
                 try:
-                    queue._encode_into(event, buf, -1)
+                    encode_into(event, buf, -1)
                 except Exception:  # noqa: BLE001 - handled by the fallback encoder
                     queue._encode_slowly(event, buf, start)
                 else:
-                    if len(buf) - start > queue.max_event_bytes:
+                    if len(buf) - start > max_event_bytes:
                         queue._encode_slowly(event, buf, start)
-                buf.append(_NEWLINE)
+                buf.append(10)  # b"\n"
                 queue._accepted += 1
                 if queue.writer_idle:
                     queue.wake()
