@@ -70,6 +70,34 @@ class Contender:
         return {}
 
 
+def _keyword_bursts(log: Any) -> tuple[Burst, BurstSeq, Burst]:
+    """The workload for loggers called as ``log.info(msg, **fields)`` (floor, alog, structlog,
+    loguru): each closure calls ``log.info`` directly, as an application writes it."""
+
+    def burst(k: int) -> None:
+        for _ in range(k):
+            log.info(
+                "request handled", method="GET", path="/api/items", status=200, duration_ms=12.5
+            )
+
+    def burst_seq(k: int, seq: int) -> None:
+        for s in range(seq, seq + k):
+            log.info(
+                "request handled",
+                method="GET",
+                path="/api/items",
+                status=200,
+                duration_ms=12.5,
+                seq=s,
+            )
+
+    def burst_one_field(k: int) -> None:
+        for _ in range(k):
+            log.info("request handled", status=200)
+
+    return burst, burst_seq, burst_one_field
+
+
 def _level_no(level: str) -> int:
     return logging.INFO if level == "info" else logging.WARNING
 
@@ -130,13 +158,7 @@ class Floor(Contender):
         self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
         log = self._log = _FloorLogger(self._fd, _level_no(level), self._encoder)
 
-        def burst(k: int) -> None:
-            for _ in range(k):
-                log.info(
-                    "request handled", method="GET", path="/api/items", status=200, duration_ms=12.5
-                )
-
-        self.burst = burst
+        self.burst, _, _ = _keyword_bursts(log)
 
     async def stop(self) -> dict[str, Any]:
         self._log.flush()
@@ -172,30 +194,7 @@ class Alog(Contender):
         self._pipeline = await self._stack.enter_async_context(manager)
         log = alog.get_logger(LOGGER_NAME)
 
-        def burst(k: int) -> None:
-            for _ in range(k):
-                log.info(
-                    "request handled", method="GET", path="/api/items", status=200, duration_ms=12.5
-                )
-
-        def burst_seq(k: int, seq: int) -> None:
-            for s in range(seq, seq + k):
-                log.info(
-                    "request handled",
-                    method="GET",
-                    path="/api/items",
-                    status=200,
-                    duration_ms=12.5,
-                    seq=s,
-                )
-
-        def burst_one_field(k: int) -> None:
-            for _ in range(k):
-                log.info("request handled", status=200)
-
-        self.burst = burst
-        self.burst_seq = burst_seq
-        self.burst_one_field = burst_one_field
+        self.burst, self.burst_seq, self.burst_one_field = _keyword_bursts(log)
 
     async def stop(self) -> dict[str, Any]:
         await self._stack.aclose()
@@ -344,30 +343,7 @@ class Structlog(Contender):
         # module-level lazy proxy cost about 2 us more each, even below the level threshold.
         log = structlog.get_logger().bind()
 
-        def burst(k: int) -> None:
-            for _ in range(k):
-                log.info(
-                    "request handled", method="GET", path="/api/items", status=200, duration_ms=12.5
-                )
-
-        def burst_seq(k: int, seq: int) -> None:
-            for s in range(seq, seq + k):
-                log.info(
-                    "request handled",
-                    method="GET",
-                    path="/api/items",
-                    status=200,
-                    duration_ms=12.5,
-                    seq=s,
-                )
-
-        def burst_one_field(k: int) -> None:
-            for _ in range(k):
-                log.info("request handled", status=200)
-
-        self.burst = burst
-        self.burst_seq = burst_seq
-        self.burst_one_field = burst_one_field
+        self.burst, self.burst_seq, self.burst_one_field = _keyword_bursts(log)
 
     async def stop(self) -> dict[str, Any]:
         self._file.flush()
@@ -400,25 +376,7 @@ class Loguru(Contender):
             level=level.upper(),
         )
 
-        def burst(k: int) -> None:
-            for _ in range(k):
-                log.info(
-                    "request handled", method="GET", path="/api/items", status=200, duration_ms=12.5
-                )
-
-        def burst_seq(k: int, seq: int) -> None:
-            for s in range(seq, seq + k):
-                log.info(
-                    "request handled",
-                    method="GET",
-                    path="/api/items",
-                    status=200,
-                    duration_ms=12.5,
-                    seq=s,
-                )
-
-        self.burst = burst
-        self.burst_seq = burst_seq
+        self.burst, self.burst_seq, _ = _keyword_bursts(log)
 
     async def stop(self) -> dict[str, Any]:
         await self._logger.complete()
