@@ -280,3 +280,35 @@ def test_lines_to_a_shared_pipe_are_written_whole(tmp_path: Path) -> None:
         "p1": 20_000,
         "p2": 20_000,
     }
+
+
+async def test_a_fifo_without_a_reader_fails_at_start(tmp_path: Path) -> None:
+    """Opening a FIFO nobody reads fails at once (ENXIO), never hangs the start."""
+    path = tmp_path / "pipe"
+    os.mkfifo(path)
+    with pytest.raises(alog.WriterFailed) as caught:
+        async with alog.run(alog.File(path)):
+            pytest.fail("the body must not run")
+    cause = caught.value.__cause__
+    assert isinstance(cause, OSError)
+    assert cause.errno == errno.ENXIO
+
+
+async def test_a_sync_flush_that_meets_epipe_still_fails_the_writer_loudly(
+    fifo: tuple[Path, int], capfd: pytest.CaptureFixture[str]
+) -> None:
+    """The flush reports what it could not write; the writer task then fails as usual."""
+    path, reader = fifo
+    log = alog.get_logger("app")
+    with pytest.raises(alog.WriterFailed) as caught:
+        async with alog.run(alog.File(path)) as pipeline:
+            log.info("first")
+            await pipeline.aflush(5)
+            os.close(reader)
+            log.info("into a closed pipe")
+            result = pipeline.flush(timeout=2)
+            assert not result.complete
+            assert result.written == 0
+            await anyio.sleep(5)
+    assert isinstance(caught.value.__cause__, BrokenPipeError)
+    assert capfd.readouterr().err.count("alog:") == 1
