@@ -51,6 +51,7 @@ _SCALARS: Final = (
     datetime.timedelta,
     uuid.UUID,
     decimal.Decimal,
+    enum.Enum,
 )
 
 
@@ -82,7 +83,7 @@ def sanitize(
     """A copy of ``value`` that msgspec can always encode, with markers where it was cut."""
     if isinstance(value, str):
         return clean_str(value, str_limit)
-    if isinstance(value, (*_SCALARS, enum.Enum)):
+    if isinstance(value, _SCALARS):
         return value
     if id(value) in path:
         return "<circular>"
