@@ -198,16 +198,34 @@ async def test_exception_is_logged_as_structured_fields(tmp_path: Path) -> None:
 
 def test_disabled_levels_are_swapped_for_a_no_op() -> None:
     """Below the threshold a call is one empty method call: nothing is built."""
+    log = alog.get_logger("swap.test")
     try:
-        _logger.set_threshold(30)
-        assert alog.Logger.info is _logger._disabled
-        assert alog.Logger.debug is _logger._disabled
-        assert alog.Logger.warning is not _logger._disabled
-        _logger.set_threshold(41)
-        assert alog.Logger.exception is _logger._disabled
+        _logger.configure(30, {})
+        assert type(log).info is _logger._disabled
+        assert type(log).debug is _logger._disabled
+        assert type(log).warning is not _logger._disabled
+        _logger.configure(41, {})
+        assert type(log).exception is _logger._disabled
     finally:
-        _logger.set_threshold(0)
-    assert alog.Logger.info is not _logger._disabled
+        _logger.configure(0, {})
+    assert type(log).info is alog.Logger.info
+
+
+def test_a_logger_threshold_follows_the_nearest_configured_ancestor() -> None:
+    """Dotted names inherit as in stdlib logging; a change reaches existing loggers at once."""
+    pool = alog.get_logger("app.db.pool")
+    other = alog.get_logger("app.web")
+    try:
+        _logger.configure(20, {"app.db": 10, "httpx": 30})
+        assert type(pool).debug is alog.Logger.debug
+        assert type(other).debug is _logger._disabled
+        _logger.set_level(40, "app")
+        assert type(other).warning is _logger._disabled
+        assert type(pool).debug is alog.Logger.debug  # app.db keeps its own setting
+        _logger.set_level(50)
+        assert type(alog.get_logger("unrelated")).error is _logger._disabled
+    finally:
+        _logger.configure(0, {})
 
 
 @pytest.mark.parametrize(

@@ -71,7 +71,7 @@ async def test_restores_a_running_pipeline_and_its_level(tmp_path: Path) -> None
         with capture_logs() as events:
             alog.get_logger("x").debug("captured at any level")
         assert _state.sink is queue
-        assert _logger._threshold == 30
+        assert _logger.snapshot() == (30, {})
         alog.get_logger("x").warning("written")
         alog.get_logger("x").info("filtered")
     assert [event["msg"] for event in events] == ["captured at any level"]
@@ -83,7 +83,7 @@ def test_restores_the_fallback() -> None:
     with capture_logs():
         pass
     assert _state.sink is _state.fallback
-    assert _logger._threshold == 0
+    assert _logger.snapshot() == (0, {})
 
 
 def test_fixture_from_the_installed_plugin(alog_logs: list[dict[str, Any]]) -> None:

@@ -16,9 +16,11 @@ from ._pipeline import flush as flush
 from ._pipeline import run as run
 from ._records import FlushResult as FlushResult
 from ._records import Statistics as Statistics
+from ._writer import DestinationStatistics as DestinationStatistics
 
 __all__ = [
     "AlogError",
+    "DestinationStatistics",
     "File",
     "FlushResult",
     "Logger",

@@ -8,9 +8,10 @@ available to handlers as ``record.alog_fields``.
 from __future__ import annotations
 
 import logging
+from itertools import islice
 from typing import TYPE_CHECKING
 
-from ._context import context_fields
+from ._events import build_event
 
 if TYPE_CHECKING:
     from ._logger import Logger
@@ -35,8 +36,8 @@ class StdlibFallback:
         std = logging.getLogger(logger.name)
         if not std.isEnabledFor(levelno):
             return
-        context = context_fields.get()
-        merged = {**logger.bound_fields, **(context or {}), **fields}
+        event = build_event(logger._name, logger._bound, levelname, msg, fields, None, None, "")
+        merged = dict(islice(event.items(), 4, None))  # all but the core keys
         text = msg if not merged else f"{msg} {_logfmt(merged)}"
         std.log(
             levelno,

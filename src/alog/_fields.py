@@ -6,18 +6,9 @@ import datetime
 import sys
 import traceback
 from collections.abc import Mapping
-from types import TracebackType
-from typing import Final, TypeAlias
+from typing import Final
 
 CORE_KEYS: Final = frozenset({"time", "level", "logger", "msg"})
-
-ExcInfo: TypeAlias = (
-    bool
-    | BaseException
-    | tuple[type[BaseException], BaseException, TracebackType | None]
-    | tuple[None, None, None]
-    | None
-)
 
 UTC: Final = datetime.UTC
 now: Final = datetime.datetime.now
@@ -44,25 +35,20 @@ def timestamp(time_ns: int) -> str:
 
 
 def protect_core_keys(fields: Mapping[str, object]) -> dict[str, object]:
-    """Rename user keys that would overwrite a core key (``msg`` becomes ``_msg``)."""
+    """Rename user keys that would overwrite a core key (``msg`` becomes ``_msg``).
+
+    The new name never hides another field: with both ``time`` and ``_time`` given, the
+    renamed one becomes ``__time``.
+    """
     if CORE_KEYS.isdisjoint(fields):
         return dict(fields)
-    return {(f"_{key}" if key in CORE_KEYS else key): value for key, value in fields.items()}
-
-
-def merge_fields(
-    head: dict[str, object],
-    bound: Mapping[str, object],
-    context: Mapping[str, object] | None,
-    fields: Mapping[str, object],
-) -> dict[str, object]:
-    """The slow path of a log call whose own fields collide with a core key."""
-    event = dict(head)
-    event.update(bound)
-    if context:
-        event.update(context)
-    event.update(protect_core_keys(fields))
-    return event
+    out: dict[str, object] = {key: value for key, value in fields.items() if key not in CORE_KEYS}
+    for key in CORE_KEYS.intersection(fields):
+        renamed = f"_{key}"
+        while renamed in out or renamed in fields:
+            renamed = f"_{renamed}"
+        out[renamed] = fields[key]
+    return out
 
 
 def exception_fields(exc_info: object) -> dict[str, object] | None:
@@ -95,12 +81,11 @@ def _describe(exc: BaseException, depth: int, seen: set[int]) -> dict[str, objec
     described: dict[str, object] = {
         "type": cls.__qualname__ if module == "builtins" else f"{module}.{cls.__qualname__}",
         "message": _safe_str(exc),
-        # lookup_lines=False: reading source files would be I/O on the caller's path.
+        # Straight from the frames: traceback.StackSummary stats every source file (its
+        # linecache check), and that is I/O on the caller's path.
         "frames": [
-            {"file": frame.filename, "line": frame.lineno, "function": frame.name}
-            for frame in traceback.StackSummary.extract(
-                traceback.walk_tb(exc.__traceback__), lookup_lines=False
-            )
+            {"file": frame.f_code.co_filename, "line": line, "function": frame.f_code.co_name}
+            for frame, line in traceback.walk_tb(exc.__traceback__)
         ],
     }
     notes = getattr(exc, "__notes__", None)

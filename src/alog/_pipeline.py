@@ -1,20 +1,31 @@
-"""``alog.run``: the pipeline's life, from installing the queue to the last drained byte."""
+"""``alog.run``: a pipeline's life, from installing the sink to the last drained byte.
+
+The pipeline owns the lifecycle and reads the numbers of the units it built: the
+:class:`~alog._intake.Intake` (log calls in), the :class:`~alog._queue.EventQueue` (the bound)
+and one :class:`~alog._writer.DestinationWriter` per destination (the books of each). It
+assigns none of their attributes; it calls their methods.
+
+Life: ``__aenter__`` opens every destination (a required one that cannot be opened fails the
+start), then installs the sink and the loggers' thresholds. Leaving the block drains, within
+``shutdown_timeout``, in two steps that always end: what was queued when the block ended, and
+what other tasks and threads logged meanwhile; then the queue is closed (later calls are
+refused and counted as dropped), the last events are written and the sink is uninstalled.
+"""
 
 from __future__ import annotations
 
-import asyncio
 import atexit
 import contextlib
 import math
-import threading
 import time
 import warnings
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Final, NoReturn, final
 
 import anyio
 import anyio.abc
+import anyio.to_thread
 
 # anyio imports its asyncio backend on first use, inside the running loop: about 20 ms here,
 # a visible stall of the app's loop when a pipeline starts. Import it with alog instead (if a
@@ -23,20 +34,29 @@ with contextlib.suppress(ImportError):
     import anyio._backends._asyncio
 
 from . import _levels, _logger, _state
-from ._destinations import Stdout, check_destination, open_stream
+from ._backend import Loop
+from ._destinations import Stdout, check_destination, destination_options
 from ._exceptions import WriterFailed
-from ._fields import stamp_now
-from ._queue import EventQueue, Overflow
-from ._records import FlushResult, Statistics, WriterState
+from ._fields import protect_core_keys, stamp_now
+from ._intake import Intake
+from ._progress import Progress
+from ._queue import EventQueue
+from ._records import FlushResult, Statistics
+from ._report import to_stderr
 from ._signals import SigtermHandler, check_can_handle_sigterm
-from ._writer import Writer
+from ._writer import DestinationWriter
+from .typing import Overflow, WriterState
 
 if TYPE_CHECKING:
-    from .typing import Destination
+    from .typing import Destination, Processor
 
 DEFAULT_MAX_EVENTS: Final = 100_000
 DEFAULT_MAX_BYTES: Final = 16 * 1024 * 1024
 DEFAULT_MAX_EVENT_BYTES: Final = 64 * 1024
+LOSS_REPORT_INTERVAL: Final = 1.0
+"""While events are being lost, an ``alog.dropped`` report at least this often (seconds)."""
+_LONGEST_WAIT: Final = 365 * 86400.0
+"""Timeouts beyond a year are a year: no clock or wait primitive overflows."""
 
 
 def _positive(name: str, value: float, *, integer: bool) -> None:
@@ -48,17 +68,29 @@ def _positive(name: str, value: float, *, integer: bool) -> None:
         raise ValueError(f"{name} must be a positive finite number, got {value!r}")
 
 
+def _wait_seconds(timeout: object) -> float:
+    """Any timeout a user may pass, as seconds to wait: never raises (NaN, inf, junk...)."""
+    try:
+        seconds = float(timeout)  # type: ignore[arg-type]
+    except (TypeError, ValueError, OverflowError):
+        return 0.0
+    if math.isnan(seconds) or seconds <= 0:
+        return 0.0
+    return min(seconds, _LONGEST_WAIT)
+
+
 @final
 class Pipeline:
-    """A running queue + writer pair; get one from ``async with alog.run(...) as pipeline``."""
+    """Writers, a queue and the sink; get one from ``async with alog.run(...) as pipeline``."""
 
     def __init__(
         self,
-        destination: Destination | anyio.abc.ByteSendStream | None = None,
-        /,
-        *,
+        *destinations: Destination | anyio.abc.ByteSendStream,
         level: str | int = "info",
+        loggers: Mapping[str, str | int] | None = None,
         levels: Mapping[str, int] | None = None,
+        fields: Mapping[str, object] | None = None,
+        processors: Sequence[Processor] = (),
         max_events: int = DEFAULT_MAX_EVENTS,
         max_bytes: int = DEFAULT_MAX_BYTES,
         max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
@@ -81,34 +113,78 @@ class Pipeline:
         if levels:
             _levels.register(levels)
         self.level = _levels.number_of(level)
-        self.destination = Stdout() if destination is None else destination
-        check_destination(self.destination)
+        self.loggers: dict[str, int] = {}
+        for name, threshold in (loggers or {}).items():
+            if not isinstance(name, str) or not name:
+                raise TypeError(f"loggers= maps logger names to levels; got the key {name!r}")
+            self.loggers[name] = _levels.number_of(threshold)
+        if fields is not None and not isinstance(fields, Mapping):
+            raise TypeError(f"fields= must be a mapping, got {type(fields).__name__}")
+        self.fields = protect_core_keys(fields) if fields else {}
+        if isinstance(processors, str | bytes) or not isinstance(processors, Sequence):
+            raise TypeError("processors= must be a list of callables")
+        for processor in processors:
+            if not callable(processor):
+                raise TypeError(f"a processor must be callable, got {processor!r}")
+        self.processors = tuple(processors)
+        self.destinations = destinations or (Stdout(),)
+        self._destination_levels: list[int | None] = []
+        self._required: list[bool] = []
+        for destination in self.destinations:
+            check_destination(destination)
+            dest_level, required = destination_options(destination)
+            self._destination_levels.append(
+                None if dest_level is None else _levels.number_of(dest_level)
+            )
+            self._required.append(required)
+        self.max_events = max_events
+        self.max_bytes = max_bytes
+        self.max_event_bytes = max_event_bytes
+        self.overflow: Overflow = overflow
         self.write_timeout = float(write_timeout)
         self.shutdown_timeout = float(shutdown_timeout)
-        self._queue = EventQueue(
-            max_events=max_events,
-            max_bytes=max_bytes,
-            max_event_bytes=max_event_bytes,
-            overflow=overflow,
-        )
-        self._writer: Writer | None = None
+        self.handle_sigterm = bool(handle_sigterm)
         self._state: WriterState = "starting"
         self._entered = False
+        self._loop: Loop | None = None
+        self._queue: EventQueue | None = None
+        self._intake: Intake | None = None
+        self._writers: list[DestinationWriter] = []
+        self._progress: Progress | None = None
         self._task_group: anyio.abc.TaskGroup | None = None
-        self._writer_scope: anyio.CancelScope | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self.handle_sigterm = bool(handle_sigterm)
+        self._scopes: list[anyio.CancelScope] = []
         self._sigterm: SigtermHandler | None = None
+        self._failure: WriterFailed | None = None
 
     def __repr__(self) -> str:
-        return f"<alog.Pipeline {self.state} to {self.destination!r}>"
+        names = ", ".join(repr(destination) for destination in self.destinations)
+        return f"<alog.Pipeline {self.state} to {names}>"
 
     @property
     def state(self) -> WriterState:
         """``starting``, ``running``, ``closing``, ``closed`` or ``failed``."""
-        if self._writer is not None and self._writer.state == "failed":
-            return "failed"
         return self._state
+
+    def sink(self) -> Intake | None:
+        """Where this pipeline's log calls arrive (for alog.testing to put back)."""
+        return self._intake
+
+    # -- levels ---------------------------------------------------------------------------
+
+    def set_level(self, level: str | int, *, logger: str | None = None) -> None:
+        """Change the default threshold, or one logger's (and its children's); any thread.
+
+        It takes effect at once, for loggers created before the call too.
+        """
+        number = _levels.number_of(level)
+        if logger is None:
+            self.level = number
+        else:
+            if not isinstance(logger, str) or not logger:
+                raise TypeError(f"logger= is a logger name, got {logger!r}")
+            self.loggers[logger] = number
+        if _state.pipeline is self:
+            _logger.set_level(number, logger)
 
     # -- life -----------------------------------------------------------------------------
 
@@ -123,29 +199,69 @@ class Pipeline:
         if self.handle_sigterm:
             check_can_handle_sigterm()
         self._entered = True
-        self._loop = asyncio.get_running_loop()
-        self._queue._loop_ident = threading.get_ident()
+        loop = self._loop = Loop()
+        progress = self._progress = Progress(loop.thread_ident)
+        wakeups = [loop.new_wakeup() for _ in self.destinations]
+
+        def wake_writers() -> None:
+            for wakeup in wakeups:
+                wakeup.set()
+
+        def wake_writers_threadsafe() -> None:
+            loop.call_soon_threadsafe(wake_writers)
+
+        queue = self._queue = EventQueue(
+            max_events=self.max_events,
+            max_bytes=self.max_bytes,
+            max_event_bytes=self.max_event_bytes,
+            overflow=self.overflow,
+            readers=len(self.destinations),
+            track_levels=any(level is not None for level in self._destination_levels),
+            loop_thread=loop.thread_ident,
+            wake=wake_writers,
+            wake_threadsafe=wake_writers_threadsafe,
+        )
+        self._writers = [
+            DestinationWriter(
+                queue,
+                index,
+                destination,
+                level=self._destination_levels[index],
+                required=self._required[index],
+                write_timeout=self.write_timeout,
+                wakeup=wakeups[index],
+                progress=progress,
+                loop_thread=loop.thread_ident,
+            )
+            for index, destination in enumerate(self.destinations)
+        ]
+        self._intake = Intake(queue, fields=self.fields, processors=self.processors)
         _state.pipeline = self  # claimed before the first await: two runs cannot race
         task_group = anyio.create_task_group()
         await task_group.__aenter__()
         try:
-            await task_group.start(self._run_writer)
+            for writer in self._writers:
+                await task_group.start(self._run_writer, writer)
         except BaseException as error:
             _state.pipeline = None
             self._state = "failed"
+            queue.close()
+            for scope in self._scopes:
+                scope.cancel()
             try:
                 await task_group.__aexit__(type(error), error, error.__traceback__)
             except BaseExceptionGroup as group:
                 _raise_unwrapped(group)
             raise
         self._task_group = task_group
+        task_group.start_soon(self._report_losses_while_running)
         self._state = "running"
-        _state.sink = self._queue
-        _logger.set_threshold(self.level)
+        _state.sink = self._intake
+        _logger.configure(self.level, self.loggers)
         atexit.register(self._at_exit)
         if self.handle_sigterm:
             self._sigterm = SigtermHandler(
-                self._loop,
+                loop,
                 announce=self._announce_sigterm,
                 stop_app=task_group.cancel_scope.cancel,
                 stop_draining=self._stop_draining,
@@ -154,11 +270,10 @@ class Pipeline:
         return self
 
     def _announce_sigterm(self) -> None:
-        queue = self._queue
-        if queue.failed or self._writer is None:
+        if self._queue is None or self._state != "running":
             return
-        # Past the caps, like the drop summary: a full queue must not hide why the log ends.
-        queue.put_internal(
+        # Past the caps, like the loss report: a full queue must not hide why the log ends.
+        self._queue.put_internal(
             {
                 "time": stamp_now(),
                 "level": "warning",
@@ -167,11 +282,10 @@ class Pipeline:
                 "action": "draining the log, then a normal exit",
             }
         )
-        self._writer.wake()
 
     def _stop_draining(self) -> None:
-        if self._writer_scope is not None:
-            self._writer_scope.cancel()
+        for scope in self._scopes:
+            scope.cancel()
 
     async def __aexit__(
         self,
@@ -186,80 +300,101 @@ class Pipeline:
         except BaseExceptionGroup as group:
             _raise_unwrapped(group)
         finally:
-            self._uninstall()
+            self._finish()
 
     def _begin_close(self) -> None:
-        if self._state == "running":
-            self._state = "closing"
-        writer = self._writer
-        if writer is not None:
-            writer.closing = True
-            writer.wake()
-        if self._writer_scope is not None:
-            self._writer_scope.deadline = anyio.current_time() + self.shutdown_timeout
+        """Stop taking events, and let the writers drain what was queued, within the timeout."""
+        if self._state != "running":
+            return
+        self._state = "closing"
+        assert self._queue is not None
+        self._queue.report_losses()
+        last = self._queue.seal()
+        for writer in self._writers:
+            writer.stop_at(last)
+        deadline = anyio.current_time() + self.shutdown_timeout
+        for scope in self._scopes:
+            scope.deadline = min(scope.deadline, deadline)
+        if self._task_group is not None:
+            self._task_group.cancel_scope.cancel()  # the loss reporter; writers are shielded
 
-    def _uninstall(self) -> None:
+    def _uninstall_sink(self) -> None:
         if _state.pipeline is self:
             _state.sink = _state.fallback
             _state.pipeline = None
-            _logger.set_threshold(0)
+            _logger.configure(0, {})
+
+    def _finish(self) -> None:
+        self._uninstall_sink()
         if self._state != "failed":
             self._state = "closed"
-        if self._writer is not None and self._writer.state != "failed":
-            self._writer.state = "closed"
+        if self._loop is not None:
+            self._loop.mark_closed()
         atexit.unregister(self._at_exit)
         if self._sigterm is not None:
             self._sigterm.uninstall()
             self._sigterm = None
 
-    async def _run_writer(self, *, task_status: anyio.abc.TaskStatus[None]) -> None:
-        # Shielded: the writer keeps draining when the app is cancelled; only its own
-        # deadline (set at close to shutdown_timeout) or a failure ends it early.
+    async def _run_writer(
+        self, writer: DestinationWriter, *, task_status: anyio.abc.TaskStatus[None]
+    ) -> None:
+        # Shielded: a writer keeps draining when the app is cancelled; only its deadline (set
+        # at close to shutdown_timeout) or a failure ends it early.
         with anyio.CancelScope(shield=True) as scope:
-            self._writer_scope = scope
-            description = repr(self.destination)
-            try:
-                with anyio.fail_after(self.write_timeout):
-                    stream = await open_stream(self.destination)
-            except Exception as error:
-                raise WriterFailed(description, error, 0) from error
-            description = getattr(stream, "description", description)
-            if hasattr(stream, "stall_timeout"):
-                stream.stall_timeout = self.write_timeout
-            loop = self._loop
-            assert loop is not None
-            writer = Writer(
-                self._queue,
-                stream,
-                description=description,
-                write_timeout=self.write_timeout,
-                loop=loop,
-            )
-            self._writer = writer
+            self._scopes.append(scope)
+            await writer.open()
             task_status.started()
             try:
-                await self._write_until_closed(writer, scope)
+                await self._write_until_stopped(writer, scope)
+            except WriterFailed as failure:
+                raise self._fail(writer, failure) from failure.error
             finally:
-                with anyio.CancelScope(shield=True), anyio.move_on_after(1.0):
-                    await stream.aclose()
-        if scope.cancelled_caught:
-            writer.abandon(f"shutdown_timeout ({self.shutdown_timeout:g} s) expired")
+                await writer.aclose()
+        if scope.cancelled_caught and self._state != "failed":
+            lost = writer.abandon()
+            if lost and not writer.writes_to_stderr():
+                to_stderr(
+                    f"alog: shutdown_timeout ({self.shutdown_timeout:g} s) expired: "
+                    f"{lost} events not written to {writer.name}"
+                )
 
-    async def _write_until_closed(self, writer: Writer, scope: anyio.CancelScope) -> None:
+    async def _write_until_stopped(
+        self, writer: DestinationWriter, scope: anyio.CancelScope
+    ) -> None:
+        assert self._loop is not None
         while True:
             try:
                 await writer.run()
-            except asyncio.CancelledError:
-                task = asyncio.current_task()
-                if scope.cancel_called or task is None:
+            except anyio.get_cancelled_exc_class():
+                if not self._loop.rescue_native_cancel(scope.cancel_called):
                     raise
-                # A cancel from outside anyio, which no shield stops: asyncio.run cancels
-                # every task left when main returns, this one included. Drain anyway, as a
-                # normal close does, within shutdown_timeout.
-                task.uncancel()
+                # asyncio.run cancels every task left when main returns, this one included:
+                # drain anyway, as a normal close does, within shutdown_timeout.
                 self._begin_close()
             else:
                 return
+
+    def _fail(self, failed: DestinationWriter, failure: WriterFailed) -> WriterFailed:
+        """A required destination is lost: stop everything, count what is left, say so once."""
+        self._state = "failed"
+        assert self._queue is not None
+        self._queue.close()  # later calls are refused and counted, never buffered
+        for writer in self._writers:
+            writer.abandon()
+        self._queue.discard()
+        for scope in self._scopes:
+            scope.cancel()
+        final = WriterFailed(failed.name, failure.error, failed.undelivered)
+        if not failed.writes_to_stderr():
+            to_stderr(f"alog: {final}; the application is being stopped")
+        self._failure = final
+        return final
+
+    async def _report_losses_while_running(self) -> None:
+        assert self._queue is not None
+        while True:
+            await anyio.sleep(LOSS_REPORT_INTERVAL)
+            self._queue.report_losses()
 
     def _at_exit(self) -> None:
         # Only reached when the process exits with this pipeline never closed.
@@ -268,101 +403,153 @@ class Pipeline:
             ResourceWarning,
             stacklevel=1,
         )
-        self.flush(timeout=self.shutdown_timeout)
+        result = self.flush(timeout=self.shutdown_timeout)
+        if result.pending:
+            to_stderr(f"alog: at exit, {result.pending} events could not be written in time")
 
     # -- observing ------------------------------------------------------------------------
 
     def statistics(self) -> Statistics:
-        """A snapshot of queue depth, losses, throughput and writer state."""
+        """A snapshot of queue depth, losses, throughput and each destination's state."""
         queue = self._queue
-        writer = self._writer
+        intake = self._intake
+        if queue is None or intake is None:
+            return _empty_statistics(self._state)
+        q = queue.statistics()
+        ds = tuple(writer.statistics() for writer in self._writers)
         return Statistics(
-            state=self.state,
-            queued=queue.queued + queue.inflight_events,
-            queued_bytes=queue.queued_bytes + queue.inflight_bytes,
-            peak_queued=writer.peak_queued if writer else 0,
-            peak_queued_bytes=writer.peak_queued_bytes if writer else 0,
-            accepted=queue.accepted,
-            written=writer.written if writer else 0,
-            dropped=queue.dropped,
-            undelivered=queue.undelivered,
-            bytes_written=writer.bytes_written if writer else 0,
-            batches=writer.batches if writer else 0,
-            write_errors=writer.write_errors if writer else 0,
-            encode_fallbacks=queue.encode_fallbacks + queue.thread_encode_fallbacks,
-            internal_errors=queue.internal_errors + queue.thread_internal_errors,
-            last_write_seconds=writer.last_write_seconds if writer else 0.0,
-            max_write_seconds=writer.max_write_seconds if writer else 0.0,
+            state=self._state,
+            queued=q.held,
+            queued_bytes=q.held_bytes,
+            peak_queued=q.peak_held,
+            peak_queued_bytes=q.peak_held_bytes,
+            accepted=q.entered + q.rejected + q.interrupted + intake.filtered,
+            written=sum(d.written for d in ds),
+            dropped=q.rejected + q.interrupted + sum(d.dropped for d in ds),
+            undelivered=sum(d.undelivered for d in ds),
+            filtered=intake.filtered + sum(d.filtered for d in ds),
+            bytes_written=sum(d.bytes_written for d in ds),
+            batches=sum(d.batches for d in ds),
+            write_errors=sum(d.write_errors for d in ds),
+            encode_fallbacks=q.encode_fallbacks,
+            internal_errors=intake.internal_errors,
+            processor_errors=intake.processor_errors,
+            reports=q.reports,
+            last_write_seconds=max((d.last_write_seconds for d in ds), default=0.0),
+            max_write_seconds=max((d.max_write_seconds for d in ds), default=0.0),
+            destinations=ds,
         )
 
     # -- flushing -------------------------------------------------------------------------
 
-    def _settled(self) -> int:
-        """Accepted events that are written or definitely lost."""
-        queue = self._queue
-        written = self._writer.written if self._writer else 0
-        return written + queue.evicted + queue.thread_evicted + queue.undelivered
+    def _settled_through(self, target: int) -> bool:
+        return all(writer.settled >= target for writer in self._writers)
 
-    def _result(self, target: int, written: int, dropped: int) -> FlushResult:
-        writer = self._writer
-        pending = max(0, target - self._settled())
+    def _totals(self) -> tuple[int, int]:
+        stats = self.statistics()
+        return stats.written, stats.dropped + stats.undelivered
+
+    def _result(self, target: int, before: tuple[int, int], deadline: float) -> FlushResult:
+        written, lost = self._totals()
+        pending = sum(max(0, target - writer.settled) for writer in self._writers)
+        if self._state in ("closed", "failed"):
+            pending = 0 if self._state == "closed" else pending
         return FlushResult(
-            written=(writer.written if writer else 0) - written,
+            written=written - before[0],
             pending=pending,
-            dropped=self._queue.dropped + self._queue.undelivered - dropped,
-            timed_out=pending > 0,
-            state=self.state,
+            dropped=lost - before[1],
+            timed_out=pending > 0 and time.monotonic() >= deadline,
+            state=self._state,
         )
 
     def flush(self, timeout: float = 5.0) -> FlushResult:
         """Write what is queued, waiting at most ``timeout`` seconds; from any thread.
 
-        On the loop's own thread (sync code, a signal handler) the writing is done right
-        here, with the deadline; elsewhere this waits for the writer task. It never raises
-        on timeout and never deadlocks: the result says what was and was not written.
+        On the loop's own thread (sync code, a signal handler) the writing is done right here,
+        with the deadline; elsewhere this waits for the writers. It never raises and never
+        deadlocks: the result says what was and was not written. A flush that interrupted
+        alog itself (a signal handler that landed inside a log call) cannot write without
+        corrupting that call, and returns at once with ``pending`` > 0.
         """
-        deadline = time.monotonic() + max(0.0, timeout)
-        writer = self._writer
+        deadline = time.monotonic() + _wait_seconds(timeout)
         queue = self._queue
-        target = queue.accepted
-        written = writer.written if writer else 0
-        dropped = queue.dropped + queue.undelivered
-        if writer is None or self.state in ("closed", "failed", "starting"):
-            return self._result(target, written, dropped)
         loop = self._loop
-        loop_gone = loop is None or loop.is_closed() or not loop.is_running()
-        if threading.get_ident() == queue._loop_ident or loop_gone:
-            writer.write_here(deadline)
-            return self._result(target, written, dropped)
-        writer.wake_threadsafe()
-        with writer.progress_cond:
-            writer.thread_waiters += 1
+        if queue is None or loop is None or self._state in ("starting", "closed", "failed"):
+            return self._result(0, self._totals(), deadline)
+        before = self._totals()
+        target = queue.entered()
+        on_loop = loop.on_loop_thread()
+        if on_loop or not loop.running():
+            if queue.reentered():
+                return self._result(target, before, deadline)
+            for writer in self._writers:
+                writer.write_here(deadline, from_loop=on_loop)
+            return self._result(target, before, deadline)
+        assert self._progress is not None
+        progress = self._progress
+        for writer in self._writers:
+            loop.call_soon_threadsafe(writer.wake)
+        with progress.condition:
+            progress.thread_waiting(+1)
             try:
-                writer.progress_cond.wait_for(
-                    lambda: self._settled() >= target or self.state in ("closed", "failed"),
+                progress.condition.wait_for(
+                    lambda: self._settled_through(target) or self._state in ("closed", "failed"),
                     timeout=max(0.0, deadline - time.monotonic()),
                 )
             finally:
-                writer.thread_waiters -= 1
-        return self._result(target, written, dropped)
+                progress.thread_waiting(-1)
+        return self._result(target, before, deadline)
 
     async def aflush(self, timeout: float = 5.0) -> FlushResult:
         """Wait (at most ``timeout`` seconds) until what is queued now is written."""
-        writer = self._writer
+        seconds = _wait_seconds(timeout)
+        loop = self._loop
+        if loop is not None and not loop.on_loop_thread():
+            # Another thread's event loop: wait for ours from a worker thread.
+            return await anyio.to_thread.run_sync(self.flush, seconds)
+        deadline = time.monotonic() + seconds
         queue = self._queue
-        target = queue.accepted
-        written = writer.written if writer else 0
-        dropped = queue.dropped + queue.undelivered
-        if writer is not None:
-            writer.wake()
-            writer.async_waiters += 1
-            try:
-                with anyio.move_on_after(timeout):
-                    while self._settled() < target and self.state not in ("closed", "failed"):
-                        await writer.progress.wait()
-            finally:
-                writer.async_waiters -= 1
-        return self._result(target, written, dropped)
+        if queue is None or loop is None or self._progress is None:
+            return self._result(0, self._totals(), deadline)
+        before = self._totals()
+        target = queue.entered()
+        waiter = loop.new_wakeup()
+        self._progress.add_loop_waiter(waiter)
+        try:
+            for writer in self._writers:
+                writer.wake()
+            while not self._settled_through(target) and self._state not in ("closed", "failed"):
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                await waiter.wait(remaining)
+        finally:
+            self._progress.remove_loop_waiter(waiter)
+        return self._result(target, before, deadline)
+
+
+def _empty_statistics(state: WriterState) -> Statistics:
+    return Statistics(
+        state=state,
+        queued=0,
+        queued_bytes=0,
+        peak_queued=0,
+        peak_queued_bytes=0,
+        accepted=0,
+        written=0,
+        dropped=0,
+        undelivered=0,
+        filtered=0,
+        bytes_written=0,
+        batches=0,
+        write_errors=0,
+        encode_fallbacks=0,
+        internal_errors=0,
+        processor_errors=0,
+        reports=0,
+        last_write_seconds=0.0,
+        max_write_seconds=0.0,
+    )
 
 
 def _raise_unwrapped(group: BaseExceptionGroup[BaseException]) -> NoReturn:
@@ -382,11 +569,12 @@ def _first_leaf(group: BaseExceptionGroup[WriterFailed]) -> WriterFailed:
 
 
 def run(
-    destination: Destination | anyio.abc.ByteSendStream | None = None,
-    /,
-    *,
+    *destinations: Destination | anyio.abc.ByteSendStream,
     level: str | int = "info",
+    loggers: Mapping[str, str | int] | None = None,
     levels: Mapping[str, int] | None = None,
+    fields: Mapping[str, object] | None = None,
+    processors: Sequence[Processor] = (),
     max_events: int = DEFAULT_MAX_EVENTS,
     max_bytes: int = DEFAULT_MAX_BYTES,
     max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
@@ -397,16 +585,20 @@ def run(
 ) -> Pipeline:
     """Run a logging pipeline for the ``async with`` block: ``async with alog.run() as p:``.
 
-    The writer runs in a task group with the block. If it fails for good, the block is
-    cancelled and :class:`alog.WriterFailed` is raised from it. Leaving the block drains the
-    queue for at most ``shutdown_timeout`` seconds. Configuration is checked here, at once.
-    ``handle_sigterm=True`` (for plain ``asyncio.run`` programs, main thread only) turns
-    SIGTERM into cancelling the block, a drain and a normal exit; see docs/reliability.md.
+    Every event goes to each destination (default ``alog.Stdout()``) whose ``level=`` admits
+    it. The writers run in a task group with the block: if a required destination fails for
+    good, the block is cancelled and :class:`alog.WriterFailed` is raised from it. Leaving the
+    block drains the queue for at most ``shutdown_timeout`` seconds. Configuration is checked
+    here, at once. ``handle_sigterm=True`` (plain ``asyncio.run`` programs, main thread only)
+    turns SIGTERM into cancelling the block, a drain and a normal exit.
     """
     return Pipeline(
-        destination,
+        *destinations,
         level=level,
+        loggers=loggers,
         levels=levels,
+        fields=fields,
+        processors=processors,
         max_events=max_events,
         max_bytes=max_bytes,
         max_event_bytes=max_event_bytes,

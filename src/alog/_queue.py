@@ -1,75 +1,110 @@
-"""The bounded queue between log calls and the writer: encoded JSON lines in a byte buffer.
+"""The bounded queue between log calls and the writers: JSON lines in chunks, read by many.
 
-A log call on the event loop's thread encodes its event straight into ``_buf`` (one msgspec
-call into a reused buffer: the cheapest path measured here) and wakes the writer only when it
-sleeps. Calls from other threads take a lock and use a buffer of their own, so the loop's path
-never pays for the lock. The writer swaps buffers out in batches.
+**Put.** A call on the loop's thread encodes its event straight into the *open chunk* (one
+msgspec call into a reused buffer: the cheapest path measured here). Calls from other threads
+encode on their own and append the finished line under a lock to a chunk of their own. A
+chunk is *sealed* when it is full or when a writer reads: sealing gives its events sequence
+numbers, in the order sealed, and from then on its bytes never change.
 
-Bounds: events and bytes queued *or in flight* never exceed ``max_events`` / ``max_bytes``
-(plus at most one event). ``_event_room`` / ``_byte_room`` are what the loop's buffer may
-still take: the caps minus what is in flight and what other threads queued. They change only
-under ``_lock``; the loop's path reads them without it.
+**Read.** Each destination's writer is a *reader* with its own position: fan-out without
+copies. A sealed chunk is freed when every reader is done with it. A reader that finds a gap
+in the sequence numbers knows exactly how many of its events were lost, and counts them.
+
+**Bounds.** Events and bytes held (open, sealed, in flight) never exceed ``max_events`` /
+``max_bytes`` by more than one event. When full: ``drop_newest`` refuses the new event,
+``drop_oldest`` evicts the oldest chunk nobody is writing. With several readers, one that
+holds more than its share (``max_bytes / readers``) loses its oldest unread chunks first, so
+a stalled destination never stops the others. An open chunk holds at most an eighth of the
+caps, so there is always something old enough to evict.
+
+**Re-entrancy: the one mechanism.** A log call can run inside alog's own code on the same
+thread: in a signal handler that interrupted it, or in a ``__repr__`` that msgspec calls
+mid-encode. Every section that changes the queue marks itself: ``_busy`` on the loop's thread,
+``_lock_owner`` for the others. A call that finds its own thread inside such a section takes
+the *re-entrant path*: it encodes into bytes of its own and appends them to ``_side`` with one
+atomic ``deque.append``, touching no buffer and no lock that the interrupted code holds; the
+next seal picks them up. A flush that finds its thread inside a section cannot write without
+corrupting what it interrupted, and says so (see ``Pipeline.flush``). Plain ``int`` updates
+(``x += 1``) are not interrupted by a signal handler in CPython (no eval-breaker check inside).
 """
 
 from __future__ import annotations
 
-import datetime
-import sys
 import threading
 import time
-import types
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Final, Literal
+from array import array
+from collections import deque
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Final
 
-from ._context import context_fields
-from ._encoding import encode_fallback, new_encoder, repr_fallback
-from ._fields import UTC as _UTC
-from ._fields import exception_fields, merge_fields, rfc3339, stamp_now
-from ._fields import now as _now
-
-if TYPE_CHECKING:
-    from ._logger import Logger
-
-Overflow = Literal["drop_newest", "drop_oldest"]
+from ._encoding import encode_fallback, new_encoder
+from ._fields import stamp_now, timestamp
+from .typing import Overflow
 
 _NEVER: Final = -(2**62)
-"""A room no queue can fit in: set when the writer has failed, so every call is a counted drop."""
+"""A limit no chunk fits under: set when the queue is closed, so every call is refused."""
 
 _NEWLINE: Final = 10
-
-_NO_THREAD: Final = -1
-"""No thread's ident: the loop's while user code runs inside an encode (see _loop_enc_hook)."""
-
-
-def _nothing() -> None:
-    return None
+_CHUNK_BYTES: Final = 64 * 1024
+_NOBODY: Final = -1
 
 
-def _evict_quarter(buf: bytearray, queued: int) -> tuple[int, int]:
-    """drop_oldest: remove the oldest quarter of the ``queued`` lines; (events, bytes) gone.
+class Chunk:
+    """Sealed lines: ``events`` events numbered ``start`` to ``start + events - 1``."""
 
-    A quarter at once, so a sustained overflow costs one memmove per many events.
-    """
-    count = max(1, queued // 4)
-    cut = 0
-    for _ in range(count):
-        cut = buf.find(b"\n", cut) + 1
-    del buf[:cut]
-    return count, cut
+    __slots__ = ("data", "events", "keep", "levels", "start")
+
+    def __init__(
+        self,
+        data: bytes | bytearray,
+        events: int,
+        levels: array[int] | None,
+        start: int,
+        *,
+        keep: bool = False,
+    ) -> None:
+        self.data = data
+        self.events = events
+        self.levels = levels
+        self.start = start
+        self.keep = keep
+        """alog's own reports: never evicted (they say what was lost)."""
+
+    @property
+    def end(self) -> int:
+        return self.start + self.events
 
 
-def _inside_emit() -> bool:
-    """Is a log call on this thread's stack (so this code runs in a signal handler)?"""
-    frame = sys._getframe(1)
-    while frame is not None:
-        if frame.f_code is _LEVEL_METHOD_CODE:
-            return True
-        frame = frame.f_back  # type: ignore[assignment]
-    return False
+@dataclass(frozen=True, slots=True)
+class QueueStatistics:
+    """The queue's own numbers."""
+
+    entered: int
+    """Events that entered the queue (each gets a place in every reader's sequence)."""
+    held: int
+    """Events held now: waiting for a writer or in flight."""
+    held_bytes: int
+    """Bytes of those events."""
+    peak_held: int
+    """The most events ever held at once (measured at each seal)."""
+    peak_held_bytes: int
+    """The most bytes ever held at once (measured at each seal)."""
+    rejected: int
+    """Events refused: the queue was full under ``drop_newest``, or closed."""
+    evicted: int
+    """Events pushed out by ``drop_oldest`` or by a reader's share (counted once)."""
+    interrupted: int
+    """Events whose encoding was cut short by a ``BaseException`` (Ctrl-C in a ``__repr__``)."""
+    encode_fallbacks: int
+    """Events that needed the fallback encoder (bad values, oversized events)."""
+    reports: int
+    """alog's own events queued (loss reports, notices): part of ``entered``."""
 
 
 class EventQueue:
-    """Encoded events waiting for the writer, capped in count and bytes."""
+    """Encoded events waiting for the writers, capped in count and bytes."""
 
     def __init__(
         self,
@@ -78,371 +113,509 @@ class EventQueue:
         max_bytes: int,
         max_event_bytes: int,
         overflow: Overflow,
+        readers: int,
+        track_levels: bool,
+        loop_thread: int,
+        wake: Callable[[], None],
+        wake_threadsafe: Callable[[], None],
     ) -> None:
         self.max_events = max_events
         self.max_bytes = max_bytes
         self.max_event_bytes = max_event_bytes
         self.overflow: Overflow = overflow
-        self._encoder = new_encoder(self._loop_enc_hook)
+        self._track_levels = track_levels
+        self._loop_thread = loop_thread
+        self._wake = wake
+        self._wake_threadsafe = wake_threadsafe
+        self._chunk_bytes = max(1, min(_CHUNK_BYTES, max_bytes // 8))
+        self._chunk_events = max(1, max_events // 8)
+        self._share = max_bytes // readers if readers > 1 else max_bytes
+
+        self._encoder = new_encoder()
         self._encode_into = self._encoder.encode_into
-        self._thread_encoder = new_encoder()
-        self._loop_ident = threading.get_ident()
+        self._other_encoder = new_encoder()  # other threads and the re-entrant path
 
-        self._buf = bytearray()
-        self._accepted = 0
-        self._taken = 0
-        self._event_room = max_events
-        self._byte_room = max_bytes
-
+        # The loop thread's open chunk (written without the lock).
+        self._open = bytearray()
+        self._open_events = 0
+        self._open_levels: array[int] | None = array("H") if track_levels else None
+        self._busy = False
+        # Other threads' open chunk, under the lock.
         self._lock = threading.Lock()
-        self._thread_buf = bytearray()
-        self._thread_accepted = 0
-        self._thread_taken = 0
+        self._lock_owner = _NOBODY
+        self._thread_open = bytearray()
+        self._thread_events = 0
+        self._thread_levels: array[int] | None = array("H") if track_levels else None
+        # Lines from the re-entrant path: (line with its newline, level).
+        self._side: deque[tuple[bytes, int]] = deque()
+        # alog's own reports (loop thread), sealed into chunks that are never evicted.
+        self._internal: list[bytes] = []
 
-        self.inflight_events = 0
-        self.inflight_bytes = 0
-        self.failed = False
-        self.rejected = 0  # never queued: full (drop_newest) or the writer had failed
-        self.evicted = 0  # queued, then pushed out by drop_oldest
-        self.undelivered = 0  # queued, then lost with a failed or timed-out writer
-        self.encode_fallbacks = 0
-        self.internal_errors = 0
-        # Counted under the lock by other threads; kept apart so no update is lost.
-        self.thread_rejected = 0
-        self.thread_evicted = 0
-        self.thread_encode_fallbacks = 0
-        self.thread_internal_errors = 0
-        self.first_drop = 0.0
-        self.last_drop = 0.0
-        self.drops_reported = 0
+        self._chunks: deque[Chunk] = deque()
+        self._next_seq = 0
+        self._sealed_events = 0
+        self._sealed_bytes = 0
+        self._read_pos = [0] * readers
+        self._done_pos = [0] * readers
+        # What the open chunk may still take; changed under the lock, read without it.
+        self._byte_limit = self._chunk_bytes
+        self._event_limit = self._chunk_events
 
-        self._methods: dict[tuple[int, str], Callable[..., None]] = {}
-        self.writer_idle = False
-        self.wake: Callable[[], None] = _nothing
-        self.wake_threadsafe: Callable[[], None] = _nothing
+        self.sleeping = False
+        """A writer waits for events: the next put wakes it (read by the put, set by park)."""
+        self.closed = False
+        self._rejected = 0
+        self._evicted = 0
+        self._interrupted = 0
+        self._encode_fallbacks = 0
+        self._peak_events = 0
+        self._peak_bytes = 0
+        self.first_loss = 0.0
+        self.last_loss = 0.0
+        self._losses_reported = 0
+        self._reports = 0
 
-    # -- the log call's path -------------------------------------------------------------
-
-    def level_method(self, levelno: int, levelname: str) -> Callable[..., None]:
-        """The body of ``Logger.info`` (etc.) while this queue is the sink: one call per event.
-
-        Installed on the Logger class by ``_logger.set_threshold``; the level is baked in and
-        the queue is a closure variable, so a log call costs a single Python call.
-        """
-        queue = self
-        get_ident = threading.get_ident
-        get_context = context_fields.get
-        now = _now
-        utc = _UTC
-        encode_into = self._encode_into
-        max_event_bytes = self.max_event_bytes
-
-        def method(
-            logger: Logger, msg: str, /, *, exc_info: object = None, **fields: object
-        ) -> None:
-            if get_ident() != queue._loop_ident:
-                queue._emit_from_thread(logger, levelname, msg, fields, exc_info)
-                return
-            buf = queue._buf
-            try:
-                if (
-                    queue._accepted - queue._taken >= queue._event_room
-                    or len(buf) >= queue._byte_room
-                ) and not queue._make_room():
-                    return
-                # Built and encoded here, inline, because this is the hot path: values are
-                # captured as they are at the call, and the writer only moves bytes.
-                ts: datetime.datetime | str = now(utc)
-                if not ts.microsecond:  # type: ignore[union-attr]
-                    ts = rfc3339(ts)  # type: ignore[arg-type]  # keep the shape: 1 in 10^6
-                name = logger._name
-                bound = logger._bound
-                context = get_context()
-                event: dict[str, object]
-                if bound or context:
-                    event = {"time": ts, "level": levelname, "logger": name, "msg": msg}
-                    if bound:
-                        event.update(bound)
-                    if context:
-                        event.update(context)
-                    size = len(event)
-                    event.update(fields)
-                    collided = len(event) != size + len(fields)
-                else:  # the common case, one dict display
-                    event = {"time": ts, "level": levelname, "logger": name, "msg": msg, **fields}
-                    collided = len(event) != 4 + len(fields)
-                if collided:  # overlapping keys: let merge_fields sort out core-key clashes
-                    event = merge_fields(
-                        {"time": ts, "level": levelname, "logger": name, "msg": msg},
-                        bound,
-                        context,
-                        fields,
-                    )
-                if exc_info is not None:
-                    described = exception_fields(exc_info)
-                    if described is not None:
-                        event["exception"] = described
-                start = len(buf)
-                try:
-                    encode_into(event, buf, -1)
-                except Exception:  # noqa: BLE001 - handled by the fallback encoder
-                    queue._encode_slowly(event, buf, start)
-                else:
-                    if len(buf) - start > max_event_bytes:
-                        queue._encode_slowly(event, buf, start)
-                buf.append(10)  # b"\n"
-                queue._accepted += 1
-                if queue.writer_idle:
-                    queue.wake()
-            except Exception:  # noqa: BLE001 - a log call never raises into the application
-                queue.internal_errors += 1
-
-        method.__name__ = method.__qualname__ = levelname
-        method.__doc__ = f"Log at level ``{levelname}``."
-        return method
-
-    def emit(
-        self,
-        logger: Logger,
-        levelno: int,
-        levelname: str,
-        msg: str,
-        fields: dict[str, object],
-        exc_info: object,
-        /,
-    ) -> None:
-        """Queue one event (the generic path: ``log.log``, the stdlib bridge); never raises."""
-        method = self._methods.get((levelno, levelname))
-        if method is None:
-            method = self._methods[levelno, levelname] = self.level_method(levelno, levelname)
-        method(logger, msg, exc_info=exc_info, **fields)
-
-    def _loop_enc_hook(self, value: object) -> object:
-        """The loop encoder's hook for unknown types: user code (``__repr__``) runs mid-encode.
-
-        A log call made from that ``__repr__`` must not write into the buffer msgspec is
-        encoding into (that crashed the interpreter), so while the hook runs, this thread
-        takes the path of other threads: the lock and a buffer of their own.
-        """
-        ident, self._loop_ident = self._loop_ident, _NO_THREAD
+    @contextmanager
+    def _section(self) -> Iterator[None]:
+        """Hold the lock, marked as this thread's (see the module's docstring)."""
+        me = threading.get_ident()
+        on_loop = me == self._loop_thread
+        was_busy = self._busy
+        if on_loop:
+            self._busy = True
+        self._lock.acquire()
+        self._lock_owner = me
         try:
-            return repr_fallback(value)
+            yield
         finally:
-            self._loop_ident = ident
-
-    def _encode_slowly(self, event: dict[str, object], buf: bytearray, start: int) -> None:
-        # A failed encode_into can leave uninitialised bytes (newlines among them) past
-        # ``start``; nothing else touches the buffer during a call (see take_complete_lines).
-        del buf[start:]
-        buf += encode_fallback(self._encoder, event, self.max_event_bytes)
-        self.encode_fallbacks += 1
-
-    def _note_drop(self) -> None:
-        """Remember when this episode of losses began and when it last lost an event."""
-        now = time.time()
-        if not self.first_drop or self.dropped == self.drops_reported:
-            self.first_drop = now
-        self.last_drop = now
-
-    def _make_room(self) -> bool:
-        """Called when the loop's buffer is full: evict the oldest (policy) or drop this one."""
-        self._note_drop()
-        queued = self._accepted - self._taken
-        if self.failed or self.overflow == "drop_newest" or not queued:
-            self.rejected += 1
-            return False
-        count, _ = _evict_quarter(self._buf, queued)
-        self._taken += count
-        self.evicted += count
-        return True
-
-    def _emit_from_thread(
-        self,
-        logger: Logger,
-        levelname: str,
-        msg: str,
-        fields: dict[str, object],
-        exc_info: object,
-    ) -> None:
-        try:
-            event = merge_fields(
-                {
-                    "time": stamp_now(),
-                    "level": levelname,
-                    "logger": logger.name,
-                    "msg": msg,
-                },
-                logger._bound,
-                context_fields.get(),
-                fields,
-            )
-            if exc_info is not None:
-                described = exception_fields(exc_info)
-                if described is not None:
-                    event["exception"] = described
-            try:
-                data = self._thread_encoder.encode(event)
-            except Exception:  # noqa: BLE001 - handled by the fallback encoder
-                data = b""
-            if not data or len(data) > self.max_event_bytes:
-                data = encode_fallback(self._thread_encoder, event, self.max_event_bytes)
-                with self._lock:
-                    self.thread_encode_fallbacks += 1
-            with self._lock:
-                if not self._thread_room():
-                    return
-                self._thread_buf += data
-                self._thread_buf.append(_NEWLINE)
-                self._thread_accepted += 1
-                self._event_room -= 1
-                self._byte_room -= len(data) + 1
-                idle = self.writer_idle
-            if idle:
-                self.wake_threadsafe()
-        except Exception:  # noqa: BLE001 - a log call never raises into the application
-            with self._lock:
-                self.thread_internal_errors += 1
-
-    def _thread_room(self) -> bool:
-        """Under the lock: is there room for one more event from another thread?"""
-        if self._accepted - self._taken < self._event_room and len(self._buf) < self._byte_room:
-            return True
-        self._note_drop()
-        queued = self._thread_accepted - self._thread_taken
-        if self.failed or self.overflow == "drop_newest" or not queued:
-            self.thread_rejected += 1
-            return False
-        count, cut = _evict_quarter(self._thread_buf, queued)
-        self._thread_taken += count
-        self.thread_evicted += count
-        self._event_room += count
-        self._byte_room += cut
-        return True
-
-    # -- the writer's side ----------------------------------------------------------------
-
-    def take(self) -> list[tuple[bytearray, int]]:
-        """Everything queued, as (lines, event count) chunks now in flight (writer task only)."""
-        chunks: list[tuple[bytearray, int]] = []
-        with self._lock:
-            count = self._accepted - self._taken
-            if count:
-                buf = self._buf
-                self._buf = bytearray()
-                self._taken += count
-                self._event_room -= count
-                self._byte_room -= len(buf)
-                chunks.append((buf, count))
-            count = self._thread_accepted - self._thread_taken
-            if count:
-                chunks.append((self._thread_buf, count))
-                self._thread_buf = bytearray()
-                self._thread_taken += count
-            for chunk, events in chunks:
-                self.inflight_events += events
-                self.inflight_bytes += len(chunk)
-        return chunks
-
-    def take_complete_lines(self, timeout: float) -> list[tuple[bytes, int]]:
-        """Like :meth:`take`, but safe inside a signal handler that interrupted a log call.
-
-        It copies complete lines out and leaves the buffer object in place, so an interrupted
-        call finishes its line into the same buffer; the lock is only waited for ``timeout``.
-        """
-        chunks: list[tuple[bytes, int]] = []
-        if not self._lock.acquire(timeout=max(timeout, 0.0)):
-            return chunks
-        try:
-            buf = self._buf
-            # A signal handler that interrupted a log call on this thread leaves the loop's
-            # buffer alone: the call holds offsets into it.
-            cut = 0 if _inside_emit() else buf.rfind(b"\n") + 1
-            if cut:
-                data = bytes(buf[:cut])
-                del buf[:cut]
-                count = data.count(b"\n")
-                self._taken += count
-                self._event_room -= count
-                self._byte_room -= cut
-                chunks.append((data, count))
-            count = self._thread_accepted - self._thread_taken
-            if count:
-                chunks.append((bytes(self._thread_buf), count))
-                self._thread_buf = bytearray()
-                self._thread_taken += count
-            for chunk, events in chunks:
-                self.inflight_events += events
-                self.inflight_bytes += len(chunk)
-        finally:
+            self._lock_owner = _NOBODY
             self._lock.release()
-        return chunks
+            if on_loop:
+                self._busy = was_busy
 
-    def release(self, events: int, nbytes: int) -> None:
-        """Events left flight (written or lost): give their room back."""
-        with self._lock:
-            self.inflight_events -= events
-            self.inflight_bytes -= nbytes
-            if not self.failed:
-                self._event_room += events
-                self._byte_room += nbytes
+    def reentered(self) -> bool:
+        """Is this thread inside one of the queue's sections (a signal handler, a repr)?"""
+        if threading.get_ident() == self._loop_thread:
+            return self._busy
+        return self._lock_owner == threading.get_ident()
+
+    # -- put --------------------------------------------------------------------------------
+
+    def put(self, event: dict[str, object], levelno: int) -> None:
+        """Queue one event; from any thread; never raises an ``Exception``."""
+        if threading.get_ident() != self._loop_thread:
+            self._put_from_thread(event, levelno)
+            return
+        if self._busy:
+            self._put_reentrant(event, levelno)
+            return
+        self._busy = True
+        try:
+            buf = self._open
+            if (
+                len(buf) >= self._byte_limit or self._open_events >= self._event_limit
+            ) and not self._make_room():
+                return
+            buf = self._open
+            start = len(buf)
+            try:
+                self._encode_into(event, buf, -1)
+                if len(buf) - start > self.max_event_bytes:
+                    raise ValueError("event larger than max_event_bytes")  # noqa: TRY301
+            except Exception:  # noqa: BLE001 - bad values: the fallback encoder replaces them
+                # A failed encode_into can leave bytes (newlines among them) past ``start``.
+                del buf[start:]
+                buf += encode_fallback(self._encoder, event, self.max_event_bytes)
+                self._encode_fallbacks += 1
+            except BaseException:
+                del buf[start:]  # Ctrl-C inside a __repr__: no partial line, ever
+                self._interrupted += 1
+                self._note_loss()
+                raise
+            buf.append(_NEWLINE)
+            self._open_events += 1
+            levels = self._open_levels
+            if levels is not None:
+                levels.append(min(levelno, 65535))
+        finally:
+            self._busy = False
+        if self.sleeping:
+            self.sleeping = False
+            self._wake()
+
+    def _encode_alone(self, event: dict[str, object]) -> bytes:
+        try:
+            data = self._other_encoder.encode(event)
+        except Exception:  # noqa: BLE001 - handled by the fallback encoder
+            data = b""
+        if not data or len(data) > self.max_event_bytes:
+            data = encode_fallback(self._other_encoder, event, self.max_event_bytes)
+            self._encode_fallbacks += 1
+        return data
+
+    def _put_from_thread(self, event: dict[str, object], levelno: int) -> None:
+        me = threading.get_ident()
+        if self._lock_owner == me:
+            self._put_reentrant(event, levelno)
+            return
+        data = self._encode_alone(event)
+        # Bounded: a signal handler that interrupted this thread just before it marked the
+        # lock as its own would otherwise wait for itself.
+        if not self._lock.acquire(timeout=1.0):
+            self._put_reentrant(event, levelno)
+            return
+        self._lock_owner = me
+        try:
+            size = len(data) + 1
+            if not self._thread_room(size):
+                return
+            self._thread_open += data
+            self._thread_open.append(_NEWLINE)
+            self._thread_events += 1
+            levels = self._thread_levels
+            if levels is not None:
+                levels.append(min(levelno, 65535))
+            if (
+                len(self._thread_open) >= self._chunk_bytes
+                or self._thread_events >= self._chunk_events
+            ):
+                self._seal_thread_chunk()
+            self._set_limits()
+            wake = self.sleeping
+        finally:
+            self._lock_owner = _NOBODY
+            self._lock.release()
+        if wake:
+            self._wake_threadsafe()
+
+    def _put_reentrant(self, event: dict[str, object], levelno: int) -> None:
+        data = self._encode_alone(event)
+        if self.closed or self._held_bytes() + len(data) >= self.max_bytes + self.max_event_bytes:
+            self._rejected += 1
+            self._note_loss()
+            return
+        self._side.append((data + b"\n", levelno))
 
     def put_internal(self, event: dict[str, object]) -> None:
-        """Queue alog's own event (the drop summary), past the caps: it replaces lost ones."""
-        self._buf += encode_fallback(self._encoder, event, self.max_event_bytes)
-        self._buf.append(_NEWLINE)
-        self._accepted += 1
+        """alog's own event (a loss report), past the caps: it stands for events already lost.
 
-    def fail(self) -> int:
-        """The writer is gone: free what is queued and refuse from now on; returns the loss."""
-        with self._lock:
-            self.failed = True
-            self._event_room = _NEVER
-            self._byte_room = _NEVER
-            lost = self._accepted - self._taken + self._thread_accepted - self._thread_taken
-            self._taken = self._accepted
-            self._thread_taken = self._thread_accepted
-            self._buf = bytearray()
-            self._thread_buf = bytearray()
-            self.undelivered += lost
-        return lost
+        Loop thread only.
+        """
+        data = encode_fallback(self._encoder, event, self.max_event_bytes)
+        self._internal.append(data + b"\n")
+        self._reports += 1
+        if self.sleeping:
+            self.sleeping = False
+            self._wake()
 
-    def abandon_queued(self) -> int:
-        """At the end of shutdown: count what could not be written in time as undelivered."""
-        with self._lock:
-            lost = self._accepted - self._taken + self._thread_accepted - self._thread_taken
-            self._taken = self._accepted
-            self._thread_taken = self._thread_accepted
-            self._buf = bytearray()
-            self._thread_buf = bytearray()
-            self.undelivered += lost
-        return lost
+    # -- room -------------------------------------------------------------------------------
 
-    # -- numbers --------------------------------------------------------------------------
+    def _held_bytes(self) -> int:
+        side = sum(len(line) for line, _ in self._side) if self._side else 0
+        if self._internal:
+            side += sum(len(line) for line in self._internal)
+        return self._sealed_bytes + len(self._open) + len(self._thread_open) + side
 
-    @property
-    def dropped(self) -> int:
-        """Events lost to overflow or refused after the writer failed."""
-        return self.rejected + self.evicted + self.thread_rejected + self.thread_evicted
+    def _held_events(self) -> int:
+        unsealed = self._open_events + self._thread_events + len(self._side) + len(self._internal)
+        return self._sealed_events + unsealed
 
-    @property
-    def accepted(self) -> int:
-        """Events that entered the queue (including alog's own)."""
-        return self._accepted + self._thread_accepted
+    def _full(self, size: int) -> bool:
+        return (
+            self._held_bytes() + size > self.max_bytes or self._held_events() + 1 > self.max_events
+        )
 
-    @property
-    def queued(self) -> int:
-        """Events waiting for the writer, not counting those in flight."""
-        return self._accepted - self._taken + self._thread_accepted - self._thread_taken
+    def _make_room(self) -> bool:
+        """Loop thread, busy: the open chunk reached its limit; seal it, or apply the policy."""
+        with self._section():
+            if self.closed:
+                self._rejected += 1
+                self._note_loss()
+                return False
+            self._seal_open_chunks()
+            ok = self._free_room(1) or self._refuse()
+            self._set_limits()
+            return ok
 
-    @property
-    def queued_bytes(self) -> int:
-        """Bytes waiting for the writer, not counting those in flight."""
-        return len(self._buf) + len(self._thread_buf)
+    def _thread_room(self, size: int) -> bool:
+        """Under the lock: is there room for ``size`` more bytes from another thread?"""
+        if self.closed:
+            self._rejected += 1
+            self._note_loss()
+            return False
+        if not self._full(size):
+            return True
+        if self._thread_events:
+            self._seal_thread_chunk()
+        return self._free_room(size) or self._refuse()
+
+    def _refuse(self) -> bool:
+        self._rejected += 1
+        self._note_loss()
+        return False
+
+    def _free_room(self, size: int) -> bool:
+        """Under the lock: evict until ``size`` more bytes fit; False if the policy refuses."""
+        while self._full(size):
+            if not self._evict_over_share() and (
+                self.overflow == "drop_newest" or not self._evict_oldest()
+            ):
+                return False
+        return True
+
+    def _in_flight(self, chunk: Chunk) -> bool:
+        start = chunk.start
+        end = chunk.end
+        return any(
+            done < end and read > start
+            for read, done in zip(self._read_pos, self._done_pos, strict=True)
+        )
+
+    def _evict_oldest(self) -> bool:
+        for index, chunk in enumerate(self._chunks):
+            if not chunk.keep and not self._in_flight(chunk):
+                self._drop_chunk(index, chunk)
+                return True
+        return False
+
+    def _evict_over_share(self) -> bool:
+        """A reader holding more than its share loses its oldest chunk nobody else needs."""
+        if len(self._read_pos) < 2:
+            return False
+        for reader, done in enumerate(self._done_pos):
+            held = sum(chunk.data.__len__() for chunk in self._chunks if chunk.end > done)
+            if held <= self._share:
+                continue
+            read = self._read_pos[reader]
+            for index, chunk in enumerate(self._chunks):
+                if chunk.start < read or chunk.end <= done or chunk.keep:
+                    continue  # in its flight, done, or alog's own report
+                others = (d >= chunk.end for r, d in enumerate(self._done_pos) if r != reader)
+                if all(others):
+                    self._drop_chunk(index, chunk)
+                    return True
+        return False
+
+    def _drop_chunk(self, index: int, chunk: Chunk) -> None:
+        del self._chunks[index]
+        self._sealed_events -= chunk.events
+        self._sealed_bytes -= len(chunk.data)
+        self._evicted += chunk.events
+        self._note_loss()
+
+    def _note_loss(self) -> None:
+        """Remember when this episode of losses began and when it last lost an event."""
+        now = time.time()
+        if not self.first_loss:
+            self.first_loss = now
+        self.last_loss = now
+
+    def report_losses(self) -> bool:
+        """Loop thread: queue an ``alog.dropped`` event for the losses since the last one.
+
+        Called when a writer catches up (the end of an episode) and by the pipeline at least
+        once a second (an episode that goes on). True if there was something to report.
+        """
+        lost = self._rejected + self._evicted + self._interrupted
+        if lost == self._losses_reported or self.closed:
+            return False
+        first, last = self.first_loss or self.last_loss, self.last_loss
+        self.first_loss = 0.0
+        self.put_internal(
+            {
+                "time": stamp_now(),
+                "level": "warning",
+                "logger": "alog",
+                "msg": "alog.dropped",
+                "dropped": lost - self._losses_reported,
+                "first_drop": timestamp(int(first * 1e9)),
+                "last_drop": timestamp(int(last * 1e9)),
+                "overflow": self.overflow,
+                "max_events": self.max_events,
+                "max_bytes": self.max_bytes,
+            }
+        )
+        self._losses_reported = lost
+        return True
+
+    def _set_limits(self) -> None:
+        """Under the lock: what the loop's open chunk may take before its next check."""
+        if self.closed:
+            self._byte_limit = self._event_limit = _NEVER
+            return
+        others_bytes = self._held_bytes() - len(self._open)
+        others_events = self._held_events() - self._open_events
+        self._byte_limit = min(self._chunk_bytes, self.max_bytes - others_bytes)
+        self._event_limit = min(self._chunk_events, self.max_events - others_events)
+
+    # -- sealing ----------------------------------------------------------------------------
+
+    def _append_chunk(
+        self,
+        data: bytes | bytearray,
+        events: int,
+        levels: array[int] | None,
+        *,
+        keep: bool = False,
+    ) -> None:
+        self._chunks.append(Chunk(data, events, levels, self._next_seq, keep=keep))
+        self._next_seq += events
+        self._sealed_events += events
+        self._sealed_bytes += len(data)
+
+    def _seal_thread_chunk(self) -> None:
+        self._append_chunk(self._thread_open, self._thread_events, self._thread_levels)
+        self._thread_open = bytearray()
+        self._thread_events = 0
+        self._thread_levels = array("H") if self._track_levels else None
+
+    def _seal_open_chunks(self) -> None:
+        """Under the lock, on the loop thread outside a put: seal everything open."""
+        if self._open_events:
+            self._append_chunk(self._open, self._open_events, self._open_levels)
+            self._open = bytearray()
+            self._open_events = 0
+            self._open_levels = array("H") if self._track_levels else None
+        if self._thread_events:
+            self._seal_thread_chunk()
+        side = self._side
+        if side:
+            lines: list[bytes] = []
+            levels = array("H") if self._track_levels else None
+            while side:
+                line, levelno = side.popleft()
+                lines.append(line)
+                if levels is not None:
+                    levels.append(min(levelno, 65535))
+            self._append_chunk(b"".join(lines), len(lines), levels)
+        internal = self._internal
+        if internal:
+            self._internal = []
+            levels = array("H", [30] * len(internal)) if self._track_levels else None
+            self._append_chunk(b"".join(internal), len(internal), levels, keep=True)
+        held_events = self._sealed_events
+        if held_events > self._peak_events:
+            self._peak_events = held_events
+        if self._sealed_bytes > self._peak_bytes:
+            self._peak_bytes = self._sealed_bytes
+
+    # -- the writers' side ------------------------------------------------------------------
+
+    def can_read(self) -> bool:
+        """Loop thread: is it safe to read now (not inside a put this thread interrupted)?"""
+        return not self._busy
+
+    def read(self, reader: int) -> tuple[list[Chunk], int]:
+        """Loop thread: the chunks ``reader`` has not read, and the sequence number after them.
+
+        Everything queued is sealed first. Chunks can have gaps between them (evicted ones);
+        the second value lets the reader count a gap at the end too.
+        """
+        with self._section():
+            self._seal_open_chunks()
+            position = self._read_pos[reader]
+            chunks = [chunk for chunk in self._chunks if chunk.start >= position]
+            self._read_pos[reader] = self._next_seq
+            self._set_limits()
+            return chunks, self._next_seq
+
+    def read_from_thread(self, reader: int) -> tuple[list[Chunk], int]:
+        """Another thread (a flush with the loop gone): only what is sealed or from threads."""
+        with self._section():
+            if self._thread_events:
+                self._seal_thread_chunk()
+            position = self._read_pos[reader]
+            chunks = [chunk for chunk in self._chunks if chunk.start >= position]
+            self._read_pos[reader] = self._next_seq
+            return chunks, self._next_seq
+
+    def done(self, reader: int, seq: int) -> None:
+        """``reader`` has settled every event before ``seq``: free what nobody needs."""
+        with self._section():
+            if seq > self._done_pos[reader]:
+                self._done_pos[reader] = seq
+            floor = min(self._done_pos)
+            chunks = self._chunks
+            while chunks and chunks[0].end <= floor:
+                chunk = chunks.popleft()
+                self._sealed_events -= chunk.events
+                self._sealed_bytes -= len(chunk.data)
+            self._set_limits()
+
+    def pending_for(self, reader: int) -> bool:
+        """Is there anything ``reader`` has not read (sealed or not)?"""
+        return self._read_pos[reader] < self._next_seq or self._held_events() > self._sealed_events
+
+    def park(self) -> bool:
+        """A writer is about to sleep: True if it may (nothing queued), and the next put wakes."""
+        if self.report_losses():
+            return False
+        self.sleeping = True
+        if self._held_events() > self._sealed_events or self.closed:
+            self.sleeping = False
+            return False
+        return True
+
+    def entered(self) -> int:
+        """Events that entered so far, sealed or not (a flush's target)."""
+        unsealed = self._open_events + self._thread_events + len(self._side) + len(self._internal)
+        return self._next_seq + unsealed
+
+    def seal(self) -> int:
+        """Loop thread: seal what is open; the sequence number after everything queued."""
+        with self._section():
+            self._seal_open_chunks()
+            self._set_limits()
+            return self._next_seq
+
+    def close(self) -> int:
+        """Refuse every event from now on (counted as rejected); returns the last seq + 1.
+
+        Loop thread, or any thread once the loop is gone.
+        """
+        on_loop = threading.get_ident() == self._loop_thread and not self._busy
+        with self._section():
+            self.closed = True
+            if on_loop:
+                self._seal_open_chunks()
+            elif self._thread_events:
+                self._seal_thread_chunk()
+            self._set_limits()
+            return self._next_seq
+
+    def discard(self) -> None:
+        """Free every chunk (after a failure: the writers count what they lose)."""
+        with self._section():
+            self.closed = True
+            self._chunks.clear()
+            self._sealed_events = self._sealed_bytes = 0
+            self._open = bytearray()
+            self._open_events = 0
+            self._thread_open = bytearray()
+            self._thread_events = 0
+            self._side.clear()
+            self._internal = []
+            self._set_limits()
+
+    def last_seq(self) -> int:
+        """The sequence number after the last sealed event."""
+        return self._next_seq
+
+    # -- numbers ----------------------------------------------------------------------------
+
+    def statistics(self) -> QueueStatistics:
+        return QueueStatistics(
+            entered=self.entered(),
+            held=self._held_events(),
+            held_bytes=self._held_bytes(),
+            peak_held=max(self._peak_events, self._held_events()),
+            peak_held_bytes=max(self._peak_bytes, self._held_bytes()),
+            rejected=self._rejected,
+            evicted=self._evicted,
+            interrupted=self._interrupted,
+            encode_fallbacks=self._encode_fallbacks,
+            reports=self._reports,
+        )
 
 
-_LEVEL_METHOD_CODE: Final = next(
-    const
-    for const in EventQueue.level_method.__code__.co_consts
-    if isinstance(const, types.CodeType) and const.co_name == "method"
-)
-"""The code of every level method :meth:`EventQueue.level_method` makes (for _inside_emit)."""
+__all__ = ["Chunk", "EventQueue", "QueueStatistics"]

@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
 
-WriterState = Literal["starting", "running", "closing", "closed", "failed"]
+from ._writer import DestinationStatistics
+from .typing import WriterState
 
 
 @dataclass(frozen=True, slots=True)
 class Statistics:
-    """A snapshot of a pipeline's health, cheap to take at any time from the loop's thread."""
+    """A snapshot of a pipeline's health, cheap to take at any time.
+
+    The books balance: ``accepted == written + dropped + undelivered + filtered + queued``
+    with one destination. With several, each destination's own books balance against
+    ``accepted`` (see :class:`DestinationStatistics`) and the totals here add them up.
+    """
 
     state: WriterState
     """Where the writer is in its life; ``failed`` means the app was (or is being) cancelled."""
@@ -23,13 +28,15 @@ class Statistics:
     peak_queued_bytes: int
     """The most bytes ever queued at once, seen the same way."""
     accepted: int
-    """Events that entered the queue (including alog's own drop summaries)."""
+    """Events made by enabled log calls (and alog's own reports), whatever became of them."""
     written: int
-    """Events the destination accepted."""
+    """Events the destinations accepted."""
     dropped: int
-    """Events lost to overflow (either policy) or refused after the writer failed."""
+    """Events lost to overflow (either policy), refused when closed or failed, or cut short."""
     undelivered: int
-    """Events that were queued but lost with a failed writer or an expired shutdown."""
+    """Events queued but lost: a failed destination, or an expired shutdown."""
+    filtered: int
+    """Events kept out on purpose: by a processor, or by a destination's ``level=``."""
     bytes_written: int
     """Bytes the destination accepted."""
     batches: int
@@ -40,10 +47,16 @@ class Statistics:
     """Events whose fields needed the fallback encoder (bad values, oversized events)."""
     internal_errors: int
     """Log calls lost to a bug in alog itself (a log call never raises; it counts here)."""
+    processor_errors: int
+    """Processor calls that raised or returned a non-dict (the event was kept and marked)."""
+    reports: int
+    """alog's own events among ``accepted``: loss reports and notices."""
     last_write_seconds: float
     """How long the last batch took to write."""
     max_write_seconds: float
     """The slowest batch write so far."""
+    destinations: tuple[DestinationStatistics, ...] = ()
+    """Each destination's books, in the order given to ``alog.run``."""
 
 
 @dataclass(frozen=True, slots=True)

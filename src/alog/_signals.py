@@ -10,10 +10,14 @@ drain short (what is left is counted as undelivered).
 
 from __future__ import annotations
 
-import asyncio
 import signal
 import threading
 from collections.abc import Callable
+from types import FrameType
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ._backend import Loop
 
 
 def check_can_handle_sigterm() -> None:
@@ -30,7 +34,7 @@ class SigtermHandler:
 
     def __init__(
         self,
-        loop: asyncio.AbstractEventLoop,
+        loop: Loop,
         *,
         announce: Callable[[], None],
         stop_app: Callable[[], None],
@@ -44,11 +48,14 @@ class SigtermHandler:
         self.received = 0
 
     def install(self) -> None:
-        self._previous = signal.getsignal(signal.SIGTERM)
-        self._loop.add_signal_handler(signal.SIGTERM, self._on_sigterm)
+        self._previous = signal.signal(signal.SIGTERM, self._on_signal)
+
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        # The raw handler only schedules: the work runs as a loop callback (asyncio and trio
+        # both wake their loop for it), where queueing and cancelling are safe.
+        self._loop.call_soon_threadsafe(self._on_sigterm)
 
     def _on_sigterm(self) -> None:
-        # A loop callback, not a raw signal handler: queueing and cancelling are safe here.
         self.received += 1
         if self.received == 1:
             self._announce()
@@ -57,7 +64,6 @@ class SigtermHandler:
             self._stop_draining()
 
     def uninstall(self) -> None:
-        self._loop.remove_signal_handler(signal.SIGTERM)
         previous = self._previous
         if callable(previous) or previous in (signal.SIG_IGN, signal.SIG_DFL):
             signal.signal(signal.SIGTERM, previous)  # type: ignore[arg-type]

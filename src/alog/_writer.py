@@ -1,142 +1,280 @@
-"""The writer task: drains the queue in batches into the destination stream.
+"""One writer per destination: reads its share of the queue and keeps that destination's books.
 
-It is the only code that waits on the destination. A permanent error or a write making no
-progress for ``write_timeout`` ends it with :class:`WriterFailed`, after the queue has been
-emptied and closed (so nothing accumulates) and one message went to stderr.
+A writer is the only code that waits on its destination. It owns what is in flight there and
+what was written, filtered (its ``level=``), dropped (sequence gaps: evicted before it read
+them) or undelivered (lost in flight or after a failure). For every writer, at every moment::
+
+    entered == written + filtered + dropped + undelivered + held
+
+A ``required`` destination that fails (a permanent ``OSError``, a raising stream, or no
+progress for ``write_timeout``) raises :class:`WriterFailed`, which fails the pipeline. An
+optional one reports once (stderr and an ``alog.destination_failed`` event to the others),
+counts what it cannot deliver, and reopens with exponential backoff and jitter.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
+import random
 import threading
 import time
 from collections import deque
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Final
 
 import anyio
 import anyio.abc
 
-from ._destinations import FdStream
+from ._destinations import FdStream, open_destination
 from ._exceptions import WriterFailed
-from ._fields import stamp_now, timestamp
-from ._records import WriterState
+from ._fields import stamp_now
 from ._report import to_stderr
+from .typing import DestinationState
 
 if TYPE_CHECKING:
-    from ._queue import EventQueue
+    from ._backend import TrioWakeup, Wakeup
+    from ._progress import Progress
+    from ._queue import Chunk, EventQueue
+    from .typing import Destination
+
+RETRY_FIRST: Final = 0.5
+RETRY_MAX: Final = 30.0
 
 
-class Writer:
-    """Moves batches from an :class:`EventQueue` to a stream, and keeps the books."""
+@dataclass(frozen=True, slots=True)
+class DestinationStatistics:
+    """One destination's books."""
+
+    name: str
+    """The destination, as ``repr`` shows it."""
+    state: DestinationState
+    """``starting``, ``running``, ``retrying`` (optional, reopening), ``failed`` or ``closed``."""
+    required: bool
+    """Does its failure fail the pipeline?"""
+    written: int
+    """Events the destination accepted."""
+    filtered: int
+    """Events its ``level=`` kept out."""
+    dropped: int
+    """Events evicted from the queue before this destination could take them."""
+    undelivered: int
+    """Events lost in flight, while failed or retrying, or at an expired shutdown."""
+    held: int
+    """Events it has not settled yet: queued for it or in flight."""
+    bytes_written: int
+    """Bytes the destination accepted."""
+    batches: int
+    """Writes handed to the destination."""
+    write_errors: int
+    """Writes or opens that failed."""
+    reopens: int
+    """Times an optional destination was opened again after a failure."""
+    last_error: str | None
+    """The last error, as text."""
+    last_write_seconds: float
+    """How long the last batch took."""
+    max_write_seconds: float
+    """The slowest batch so far."""
+
+
+class DestinationWriter:
+    """Moves one destination's events from the queue to its stream."""
 
     def __init__(
         self,
         queue: EventQueue,
-        stream: anyio.abc.ByteSendStream,
+        reader: int,
+        destination: Destination | anyio.abc.ByteSendStream,
         *,
-        description: str,
+        level: int | None,
+        required: bool,
         write_timeout: float,
-        loop: asyncio.AbstractEventLoop,
+        wakeup: Wakeup | TrioWakeup,
+        progress: Progress,
+        loop_thread: int,
     ) -> None:
         self.queue = queue
-        self.stream = stream
-        self.description = description
+        self.reader = reader
+        self.destination = destination
+        self.name = repr(destination)
+        self.level = level
+        self.required = required
         self.write_timeout = write_timeout
-        self.loop = loop
-        self.state: WriterState = "running"
-        self.closing = False
+        self._wakeup = wakeup
+        self._progress = progress
+        self._loop_thread = loop_thread
+        self.stream: anyio.abc.ByteSendStream | None = None
+        self.state: DestinationState = "starting"
+        self._stop_at: int | None = None
+        self._position = 0  # every event before it is in flight or settled
+        self._settled = 0  # every event before it is settled
+        # (stream offset at which a batch ends, its events, its bytes, seq after it)
+        self._ledger: deque[tuple[int, int, int, int]] = deque()
+        self._submitted = 0  # bytes handed to a stream that does not count them itself
+        self._writing_here = False
+        self._retry_at = 0.0
+        self._retry_delay = RETRY_FIRST
         self.written = 0
+        self.filtered = 0
+        self.dropped = 0
+        self.undelivered = 0
         self.bytes_written = 0
         self.batches = 0
         self.write_errors = 0
+        self.reopens = 0
+        self.last_error: str | None = None
         self.last_write_seconds = 0.0
         self.max_write_seconds = 0.0
-        self.peak_queued = 0
-        self.peak_queued_bytes = 0
-        # (stream offset at which a chunk ends, its events, its bytes), in write order.
-        self._ledger: deque[tuple[int, int, int]] = deque()
-        self._submitted = 0  # for streams that do not count bytes themselves
-        self._writing_here = False  # a synchronous flush is writing (see write_here)
-        # asyncio's own Event, reused: an anyio Event per wake-up costs more than it carries.
-        self._wakeup = asyncio.Event()
-        self.progress = anyio.Event()
-        self.progress_cond = threading.Condition()
-        self.async_waiters = 0  # aflush calls waiting on `progress`
-        self.thread_waiters = 0  # flush calls from other threads waiting on `progress_cond`
-        queue.wake = self.wake
-        queue.wake_threadsafe = self.wake_threadsafe
 
-    # -- waking ---------------------------------------------------------------------------
+    def __repr__(self) -> str:
+        return f"<alog writer {self.name} {self.state}>"
+
+    # -- control (from the pipeline) ------------------------------------------------------
 
     def wake(self) -> None:
-        """Loop thread only: the queue has something (or a flush or close wants attention)."""
-        self.queue.writer_idle = False
+        """Loop thread: there is something to read (or to stop for)."""
         self._wakeup.set()
 
-    def wake_threadsafe(self) -> None:
-        """From any thread; one hand-off per batch, never per event."""
-        with contextlib.suppress(RuntimeError):  # a closed loop: flush writes directly
-            self.loop.call_soon_threadsafe(self.wake)
+    def stop_at(self, seq: int) -> None:
+        """Finish once every event before ``seq`` is settled."""
+        self._stop_at = seq
+        self._wakeup.set()
+
+    @property
+    def settled(self) -> int:
+        """Every event before this sequence number is written or counted as lost."""
+        return self._settled
 
     # -- the task -------------------------------------------------------------------------
 
+    async def open(self) -> None:
+        """Open the stream; a required destination that cannot be opened fails the start."""
+        try:
+            with anyio.fail_after(self.write_timeout):
+                self.stream = await open_destination(
+                    self.destination, write_timeout=self.write_timeout
+                )
+        except Exception as error:
+            self.write_errors += 1
+            self.last_error = _describe(error)
+            if self.required:
+                self.state = "failed"
+                failure = WriterFailed(self.name, error, 0)
+                to_stderr(f"alog: {failure}; the application is being stopped")
+                raise failure from error
+            self._start_retrying(error, announce=True)
+            return
+        self.name = getattr(self.stream, "description", self.name)
+        self.state = "running"
+
     async def run(self) -> None:
-        """Write until closed and drained; raises :class:`WriterFailed` on a permanent error."""
+        """Write until stopped and drained; raises :class:`WriterFailed` if required and lost."""
         queue = self.queue
-        stream = self.stream
+        reader = self.reader
         while True:
+            stream = self.stream
             if isinstance(stream, FdStream) and stream.error is not None:
-                raise self.fail(stream.error)  # a synchronous flush met it first
-            chunks = queue.take()
-            if not chunks:
-                if self._queue_drop_summary():
-                    continue
-                if self.closing:
-                    if self._ledger:  # a send cut short by a cancel left bytes in flight
-                        await self._send(bytearray(), 0)
-                        continue
-                    return
-                queue.writer_idle = True
-                if queue.queued:  # something arrived while we were deciding to sleep
-                    queue.writer_idle = False
-                    continue
-                await self._wakeup.wait()
-                self._wakeup.clear()
+                await self._failed(stream.error)  # a synchronous flush met it first
                 continue
-            self._note_peak()
-            for data, events in chunks:
-                await self._send(data, events)
+            if self.state == "retrying" and time.monotonic() >= self._retry_at:
+                await self._reopen()
+            chunks, upto = queue.read(reader)
+            if chunks or upto > self._position:
+                await self._deliver(chunks, upto)
+                continue
+            stop_at = self._stop_at
+            if stop_at is not None and self._settled >= stop_at and not self._ledger:
+                if not queue.closed:
+                    # Caught up with what was queued at close: refuse from now on, then take
+                    # what came meanwhile. Two steps, so a task that keeps logging cannot
+                    # hold the close open.
+                    self._stop_at = queue.close()
+                    continue
+                if self._settled >= queue.last_seq():
+                    return
+                self._stop_at = queue.last_seq()
+                continue
+            if self._ledger and isinstance(stream, FdStream):
+                await self._send(b"", 0)  # a send cut short by a cancel left bytes pending
+                continue
+            if queue.park():
+                timeout = None
+                if self.state == "retrying":
+                    timeout = max(0.0, self._retry_at - time.monotonic())
+                await self._wakeup.wait(timeout)
 
-    def _note_peak(self) -> None:
-        queued = self.queue.inflight_events
-        if queued > self.peak_queued:
-            self.peak_queued = queued
-        queued_bytes = self.queue.inflight_bytes
-        if queued_bytes > self.peak_queued_bytes:
-            self.peak_queued_bytes = queued_bytes
+    async def _deliver(self, chunks: list[Chunk], upto: int) -> None:
+        running = self.state == "running"
+        batch: list[bytes | bytearray] = []
+        events = 0
+        for chunk in chunks:
+            if chunk.start > self._position:
+                self.dropped += chunk.start - self._position
+            data, kept = self._select(chunk)
+            self.filtered += chunk.events - kept
+            self._position = chunk.end
+            if not kept:
+                continue
+            if running:
+                batch.append(data)
+                events += kept
+            else:
+                self.undelivered += kept
+        if upto > self._position:
+            self.dropped += upto - self._position
+            self._position = upto
+        if batch:
+            data = batch[0] if len(batch) == 1 else b"".join(batch)
+            await self._send(data, events)
+        else:
+            self._settle_to_position()
 
-    async def _send(self, data: bytearray, events: int) -> None:
+    def _select(self, chunk: Chunk) -> tuple[bytes | bytearray, int]:
+        """The chunk's lines this destination's level admits."""
+        level = self.level
+        levels = chunk.levels
+        if level is None or levels is None or min(levels) >= level:
+            return chunk.data, chunk.events
+        lines = bytes(chunk.data).split(b"\n")
+        kept = [line for line, number in zip(lines, levels, strict=False) if number >= level]
+        if not kept:
+            return b"", 0
+        return b"\n".join(kept) + b"\n", len(kept)
+
+    def _settle_to_position(self) -> None:
+        if self._ledger:
+            # Behind what is in flight: settles when that does.
+            offset = self._ledger[-1][0]
+            self._ledger.append((offset, 0, 0, self._position))
+        else:
+            self._settled = self._position
+            self.queue.done(self.reader, self._settled)
+            self._progress.notify()
+
+    async def _send(self, data: bytes | bytearray, events: int) -> None:
         stream = self.stream
+        assert stream is not None
         started = time.monotonic()
         try:
             if isinstance(stream, FdStream):
-                self._ledger.append((stream.submitted + len(data), events, len(data)))
+                self._ledger.append(
+                    (stream.submitted + len(data), events, len(data), self._position)
+                )
                 await stream.send(data)  # type: ignore[arg-type]  # bytearray is bytes-like
             else:
                 self._submitted += len(data)
-                self._ledger.append((self._submitted, events, len(data)))
+                self._ledger.append((self._submitted, events, len(data), self._position))
                 with anyio.fail_after(self.write_timeout):
                     await stream.send(bytes(data))
         except anyio.get_cancelled_exc_class():
             raise
         except TimeoutError as error:
-            stall = TimeoutError(
-                f"no progress writing to {self.description} for {self.write_timeout:g} s"
-            )
-            raise self.fail(stall) from error
-        except Exception as error:
-            raise self.fail(error) from error
+            stall = TimeoutError(f"no progress writing to {self.name} for {self.write_timeout:g} s")
+            stall.__cause__ = error
+            await self._failed(stall)
+            return
+        except Exception as error:  # noqa: BLE001 - a destination's failure, handled by policy
+            await self._failed(error)
+            return
         elapsed = time.monotonic() - started
         self.last_write_seconds = elapsed
         self.max_write_seconds = max(self.max_write_seconds, elapsed)
@@ -144,110 +282,162 @@ class Writer:
         self.settle()
 
     def settle(self) -> None:
-        """Count chunks the stream finished as written and give their room back."""
+        """Count batches the stream finished as written and free them in the queue."""
         stream = self.stream
         done = stream.done if isinstance(stream, FdStream) else self._submitted
         ledger = self._ledger
-        events = nbytes = 0
+        settled = None
         while ledger and ledger[0][0] <= done:
-            _, chunk_events, chunk_bytes = ledger.popleft()
-            events += chunk_events
-            nbytes += chunk_bytes
-        if events or nbytes:
+            _, events, nbytes, seq = ledger.popleft()
             self.written += events
             self.bytes_written += nbytes
-            self.queue.release(events, nbytes)
-            self.notify_progress()
+            settled = seq
+        if settled is not None:
+            self._settled = settled
+            if threading.get_ident() == self._loop_thread or not self.queue.reentered():
+                self.queue.done(self.reader, settled)
+            self._progress.notify()
 
-    def notify_progress(self) -> None:
-        """Wake flushes waiting in this loop and in other threads."""
-        if self.async_waiters and threading.get_ident() == self.queue._loop_ident:
-            progress, self.progress = self.progress, anyio.Event()
-            progress.set()
-        if self.thread_waiters:
-            with self.progress_cond:
-                self.progress_cond.notify_all()
+    # -- failure --------------------------------------------------------------------------
 
-    def _queue_drop_summary(self) -> bool:
-        """Caught up after losses: write one event saying how many and when."""
-        queue = self.queue
-        dropped = queue.dropped
-        if dropped == queue.drops_reported or queue.failed:
-            return False
-        queue.put_internal(
-            {
-                "time": stamp_now(),
-                "level": "warning",
-                "logger": "alog",
-                "msg": "alog.dropped",
-                "dropped": dropped - queue.drops_reported,
-                "first_drop": timestamp(int(queue.first_drop * 1e9)),
-                "last_drop": timestamp(int(queue.last_drop * 1e9)),
-                "overflow": queue.overflow,
-                "max_events": queue.max_events,
-                "max_bytes": queue.max_bytes,
-            }
-        )
-        queue.drops_reported = dropped
-        return True
+    def _lose_in_flight(self) -> None:
+        lost = sum(events for _, events, _, _ in self._ledger)
+        self._ledger.clear()
+        self.undelivered += lost
+        self._settled = self._position
+        self.queue.done(self.reader, self._settled)
+        self._progress.notify()
 
-    # -- failure and shutdown -------------------------------------------------------------
-
-    def fail(self, error: BaseException) -> WriterFailed:
-        """Stop for good: empty the queue, refuse new events, say so once on stderr."""
+    async def _failed(self, error: BaseException) -> None:
         self.write_errors += 1
-        self.state = "failed"
-        inflight = sum(events for _, events, _ in self._ledger)
-        inflight_bytes = sum(nbytes for _, _, nbytes in self._ledger)
-        self._ledger.clear()
-        queue = self.queue
-        lost = queue.fail() + inflight
-        queue.undelivered += inflight
-        queue.release(inflight, inflight_bytes)
-        failure = WriterFailed(self.description, error, lost)
-        if not self._writes_to_stderr():
-            to_stderr(f"alog: {failure}; the application is being stopped")
-        self.notify_progress()
-        return failure
+        self.last_error = _describe(error)
+        self._lose_in_flight()
+        stream, self.stream = self.stream, None
+        if stream is not None:
+            with anyio.CancelScope(shield=True), anyio.move_on_after(1.0):
+                await stream.aclose()
+        if self.required:
+            self.state = "failed"
+            raise WriterFailed(self.name, error, self.undelivered)
+        self._start_retrying(error, announce=True)
 
-    def abandon(self, reason: str) -> int:
-        """Shutdown ran out of time: count what is left as undelivered and say so."""
-        inflight = sum(events for _, events, _ in self._ledger)
-        inflight_bytes = sum(nbytes for _, _, nbytes in self._ledger)
-        self._ledger.clear()
-        queue = self.queue
-        lost = queue.abandon_queued() + inflight
-        queue.undelivered += inflight
-        queue.release(inflight, inflight_bytes)
-        if lost and not self._writes_to_stderr():
-            to_stderr(f"alog: {reason}: {lost} events not written to {self.description}")
-        self.notify_progress()
-        return lost
+    def _start_retrying(self, error: BaseException, *, announce: bool) -> None:
+        first = self.state != "retrying"
+        self.state = "retrying"
+        self._retry_at = time.monotonic() + self._retry_delay * random.uniform(0.5, 1.0)  # noqa: S311
+        self._retry_delay = min(RETRY_MAX, self._retry_delay * 2)
+        if announce and first:
+            reason = _describe(error)
+            to_stderr(
+                f"alog: optional destination {self.name} failed: {reason}; counting its losses"
+            )
+            self.queue.put_internal(
+                {
+                    "time": stamp_now(),
+                    "level": "error",
+                    "logger": "alog",
+                    "msg": "alog.destination_failed",
+                    "destination": self.name,
+                    "error": reason,
+                    "action": "its events are counted as undelivered; retrying with backoff",
+                }
+            )
 
-    def _writes_to_stderr(self) -> bool:
-        stream = self.stream
-        return isinstance(stream, FdStream) and stream.is_same_file(2)
+    async def _reopen(self) -> None:
+        try:
+            with anyio.fail_after(self.write_timeout):
+                self.stream = await open_destination(
+                    self.destination, write_timeout=self.write_timeout
+                )
+        except Exception as error:  # noqa: BLE001 - still down: try again later
+            self.write_errors += 1
+            self.last_error = _describe(error)
+            self._start_retrying(error, announce=False)
+            return
+        self.reopens += 1
+        self.state = "running"
+        self._retry_delay = RETRY_FIRST
+
+    def abandon(self) -> int:
+        """Shutdown ran out of time or the pipeline failed: count what is left as undelivered."""
+        lost_in_flight = sum(events for _, events, _, _ in self._ledger)
+        self._ledger.clear()
+        remaining = max(0, self.queue.last_seq() - self._position)
+        self.undelivered += lost_in_flight + remaining
+        self._position = self._settled = max(self._position, self.queue.last_seq())
+        self._progress.notify()
+        return lost_in_flight + remaining
+
+    async def aclose(self) -> None:
+        stream, self.stream = self.stream, None
+        if self.state != "failed":
+            self.state = "closed"
+        if stream is not None:
+            with anyio.CancelScope(shield=True), anyio.move_on_after(1.0):
+                await stream.aclose()
 
     # -- synchronous flush ----------------------------------------------------------------
 
-    def write_here(self, deadline: float) -> None:
+    def write_here(self, deadline: float, *, from_loop: bool) -> None:
         """Flush from the loop's own thread (or with the loop gone): write synchronously."""
         stream = self.stream
-        if self.state in ("failed", "closed") or not isinstance(stream, FdStream):
+        if self.state != "running" or not isinstance(stream, FdStream) or self._writing_here:
             return
-        if self._writing_here:
-            return  # a signal handler interrupted a flush on this thread: let that one finish
         self._writing_here = True
-        chunks = self.queue.take_complete_lines(timeout=deadline - time.monotonic())
         try:
-            for data, events in chunks:
-                self._ledger.append((stream.submitted + len(data), events, len(data)))
-                if not stream.send_sync(data, deadline):
-                    return
-            if not chunks:
-                stream.send_sync(b"", deadline)  # finish what the writer task has in flight
+            if from_loop:
+                chunks, upto = self.queue.read(self.reader)
+            else:
+                chunks, upto = self.queue.read_from_thread(self.reader)
+            batch: list[bytes | bytearray] = []
+            events = 0
+            for chunk in chunks:
+                if chunk.start > self._position:
+                    self.dropped += chunk.start - self._position
+                data, kept = self._select(chunk)
+                self.filtered += chunk.events - kept
+                self._position = chunk.end
+                if kept:
+                    batch.append(data)
+                    events += kept
+            if upto > self._position:
+                self.dropped += upto - self._position
+                self._position = upto
+            data = b"".join(batch)
+            self._ledger.append((stream.submitted + len(data), events, len(data), self._position))
+            stream.send_sync(data, deadline)
         finally:
             self._writing_here = False
             self.settle()
-            if stream.error is not None and threading.get_ident() == self.queue._loop_ident:
+            if stream.error is not None and from_loop:
                 self.wake()  # let the writer task fail loudly
+
+    def writes_to_stderr(self) -> bool:
+        stream = self.stream
+        return isinstance(stream, FdStream) and stream.is_same_file(2)
+
+    def statistics(self) -> DestinationStatistics:
+        settled = self.written + self.filtered + self.dropped + self.undelivered
+        held = max(0, self.queue.entered() - settled)
+        return DestinationStatistics(
+            name=self.name,
+            state=self.state,
+            required=self.required,
+            written=self.written,
+            filtered=self.filtered,
+            dropped=self.dropped,
+            undelivered=self.undelivered,
+            held=held,
+            bytes_written=self.bytes_written,
+            batches=self.batches,
+            write_errors=self.write_errors,
+            reopens=self.reopens,
+            last_error=self.last_error,
+            last_write_seconds=self.last_write_seconds,
+            max_write_seconds=self.max_write_seconds,
+        )
+
+
+def _describe(error: BaseException) -> str:
+    text = str(error)
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__

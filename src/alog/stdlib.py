@@ -21,8 +21,9 @@ from typing import Final, final
 
 from . import _levels, _logger, _state
 from ._context import context_fields
+from ._events import build_event
 from ._fallback import FALLBACK_MARK, _logfmt
-from ._fields import exception_fields, merge_fields, timestamp
+from ._fields import timestamp
 from ._logger import Logger
 from ._report import to_stderr
 
@@ -65,7 +66,7 @@ class AlogHandler(logging.Handler):
                 if self.fallback_to_stderr:
                     self._to_stderr(record)
                 return
-            if levelno < _logger._threshold:
+            if levelno < _logger.threshold_of(record.name):
                 return
             logger = self._loggers.get(record.name)
             if logger is None:
@@ -90,20 +91,16 @@ class AlogHandler(logging.Handler):
         else:
             msg = _message(record)
             fields = {**(context_fields.get() or {}), **_extra(record)}
-        event = merge_fields(
-            {
-                "time": timestamp(int(record.created * 1e9)),
-                "level": levelname,
-                "logger": record.name,
-                "msg": msg,
-            },
+        event = build_event(
+            record.name,
             {},
-            None,
+            levelname,
+            msg,
             fields,
+            _exc_info(record),
+            None,
+            timestamp(int(record.created * 1e9)),
         )
-        exc_info = _exc_info(record)
-        if exc_info is not None:
-            event["exception"] = exception_fields(exc_info)
         to_stderr(json.dumps(event, default=repr, ensure_ascii=False, separators=(",", ":")))
 
 

@@ -19,8 +19,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from . import _logger, _state
-from ._context import context_fields
-from ._fields import exception_fields, merge_fields
+from ._events import build_event
 
 if TYPE_CHECKING:
     from ._logger import Logger
@@ -51,16 +50,8 @@ class CapturingSink:
         /,
     ) -> None:
         """Keep one event; like every sink, never raises into the log call."""
-        event = merge_fields(
-            {"level": levelname, "logger": logger.name, "msg": msg},
-            logger.bound_fields,
-            context_fields.get(),
-            fields,
-        )
-        if exc_info is not None and exc_info is not False:
-            described = exception_fields(exc_info)
-            if described is not None:
-                event["exception"] = described
+        event = build_event(logger._name, logger._bound, levelname, msg, fields, exc_info, None, "")
+        del event["time"]
         with self._lock:
             self.events.append(event)
 
@@ -78,9 +69,9 @@ def capture_logs() -> Iterator[list[dict[str, Any]]]:
     sink = CapturingSink()
     previous_sink = _state.sink
     previous_pipeline = _state.pipeline
-    previous_threshold = _logger._threshold
+    previous_thresholds = _logger.snapshot()
     _state.sink = sink
-    _logger.set_threshold(0)
+    _logger.configure(0, {})
     try:
         yield sink.events
     finally:
@@ -88,10 +79,10 @@ def capture_logs() -> Iterator[list[dict[str, Any]]]:
             pipeline = _state.pipeline
             if pipeline is previous_pipeline:
                 _state.sink = previous_sink
-                _logger.set_threshold(previous_threshold)
+                _logger.configure(*previous_thresholds)
             elif pipeline is None:  # the pipeline that ran when we started has ended
                 _state.sink = _state.fallback
-                _logger.set_threshold(0)
+                _logger.configure(0, {})
             else:
-                _state.sink = pipeline._queue
-                _logger.set_threshold(pipeline.level)
+                _state.sink = pipeline.sink() or _state.fallback
+                _logger.configure(pipeline.level, pipeline.loggers)

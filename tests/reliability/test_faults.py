@@ -101,7 +101,7 @@ def test_disk_full_stops_the_app(spawn: Spawn, destination: str) -> None:
 
 def test_closed_descriptor_stops_the_app(spawn: Spawn, tmp_path: Path) -> None:
     """EBADF: the app closes the pipeline's own descriptor under it; exit 1, one message."""
-    setup = "await asyncio.sleep(0.2); os.close(pipeline._writer.stream.fd)"
+    setup = "await asyncio.sleep(0.2); os.close(pipeline._writers[0].stream.fd)"
     child = spawn(_app(f"alog.File({str(tmp_path / 'app.log')!r})", setup=setup))
     assert child.wait(timeout=20) == 1
     _assert_failed_loudly_once(child.stderr, "Bad file descriptor")
@@ -191,7 +191,8 @@ async def test_a_failing_custom_destination_cancels_the_app_and_keeps_memory_fla
     assert failed.value.__cause__ is failed.value.error
     stats = pipeline.statistics()
     assert (stats.state, stats.queued, stats.queued_bytes) == ("failed", 0, 0)
-    assert stats.written + stats.undelivered + stats.dropped == sent[0]
+    assert stats.written + stats.undelivered + stats.dropped == sent[0] + stats.reports
+    assert stats.accepted == sent[0] + stats.reports
 
 
 async def test_deleted_file_and_directory_change_nothing_for_the_app(tmp_path: Path) -> None:

@@ -6,7 +6,15 @@ what lets ``flush()`` work from the event loop's own thread and from signal hand
 
 from __future__ import annotations
 
-from .base import FdStream, check_destination, open_stream
+from .base import FdStream, check_destination, destination_options, open_destination
 from .fd import File, Stderr, Stdout
 
-__all__ = ["FdStream", "File", "Stderr", "Stdout", "check_destination", "open_stream"]
+__all__ = [
+    "FdStream",
+    "File",
+    "Stderr",
+    "Stdout",
+    "check_destination",
+    "destination_options",
+    "open_destination",
+]

@@ -25,10 +25,10 @@ class FdStream(anyio.abc.ByteSendStream):
     it. ``stall_timeout`` bounds how long a write may make no progress.
     """
 
-    def __init__(self, fd: int, description: str) -> None:
+    def __init__(self, fd: int, description: str, *, stall_timeout: float = 10.0) -> None:
         self.fd = fd
         self.description = description
-        self.stall_timeout = 10.0
+        self.stall_timeout = stall_timeout
         self.submitted = 0
         self.done = 0
         self.error: BaseException | None = None
@@ -64,10 +64,25 @@ def check_destination(destination: object) -> None:
     )
 
 
-async def open_stream(
-    destination: Destination | anyio.abc.ByteSendStream,
+async def open_destination(
+    destination: Destination | anyio.abc.ByteSendStream, *, write_timeout: float
 ) -> anyio.abc.ByteSendStream:
     """The stream for a destination object (built-in or user's), or the stream itself."""
     if isinstance(destination, anyio.abc.ByteSendStream):
         return destination
+    open_stream = getattr(destination, "open_stream", None)
+    if open_stream is not None:  # a built-in: it takes the stall deadline
+        stream: anyio.abc.ByteSendStream = await open_stream(write_timeout=write_timeout)
+        return stream
     return await destination.open()
+
+
+def destination_options(destination: object) -> tuple[str | int | None, bool]:
+    """A destination's ``level=`` and ``required=`` (a user's object may have neither)."""
+    level = getattr(destination, "level", None)
+    required = getattr(destination, "required", True)
+    if not isinstance(required, bool):
+        raise TypeError(f"required= must be True or False, got {required!r} on {destination!r}")
+    if level is not None and not isinstance(level, str | int):
+        raise TypeError(f"level= must be a level name or number, got {level!r} on {destination!r}")
+    return level, required

@@ -23,8 +23,10 @@ _YIELD_EVERY = 256 * 1024
 class NonBlockingFdStream(FdStream):
     """Writes with ``O_NONBLOCK``: what fits now, then wait for the fd to become writable."""
 
-    def __init__(self, fd: int, description: str, *, atomic_size: int | None) -> None:
-        super().__init__(fd, description)
+    def __init__(
+        self, fd: int, description: str, *, atomic_size: int | None, stall_timeout: float
+    ) -> None:
+        super().__init__(fd, description, stall_timeout=stall_timeout)
         self.atomic_size = atomic_size
         self._busy = False  # set while writing: a signal handler must not write in between
 

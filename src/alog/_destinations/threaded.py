@@ -8,8 +8,6 @@ per event.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import os
 import threading
 import time
@@ -17,21 +15,21 @@ import time
 import anyio
 import anyio.lowlevel
 
+from .._backend import Loop
 from .base import FdStream
 
 
 class ThreadedFdStream(FdStream):
     """Blocking ``os.write`` calls in a daemon thread, in submission order."""
 
-    def __init__(self, fd: int, description: str) -> None:
-        super().__init__(fd, description)
+    def __init__(self, fd: int, description: str, *, stall_timeout: float) -> None:
+        super().__init__(fd, description, stall_timeout=stall_timeout)
         # A plain Lock, not the default RLock: a signal handler on a thread that holds it
         # must not re-enter it (see send_sync).
         self._cond = threading.Condition(threading.Lock())
-        self._waiter: asyncio.Future[None] | None = None
-        self._watchdog: asyncio.TimerHandle | None = None
+        self._loop = Loop()  # opened on the loop: the thread wakes it through the seam
+        self._wakeup = self._loop.new_wakeup()
         self._last_progress = 0.0
-        self._loop: asyncio.AbstractEventLoop | None = None
         self._writing = False
         # Started here, where no signal handler's flush can run yet: starting it lazily from
         # a send let a handler interrupting Thread() start a second writer thread.
@@ -79,44 +77,23 @@ class ThreadedFdStream(FdStream):
             self._notify_loop()
 
     def _notify_loop(self) -> None:
-        loop, waiter = self._loop, self._waiter
-        if loop is not None and waiter is not None:
-            with contextlib.suppress(RuntimeError):  # a closed loop has nobody waiting
-                loop.call_soon_threadsafe(_wake, waiter, None)
+        # One hand-off per batch, never per event; a closed loop has nobody waiting.
+        self._loop.call_soon_threadsafe(self._wakeup.set)
 
     async def send(self, item: bytes) -> None:
-        # Plain asyncio futures and one long-lived watchdog timer, not a cancel scope per
-        # batch: anyio's fail_after costs more than writing the batch (measured ~100 us).
         if self.error is not None:
             raise self.error
-        loop = self._loop = asyncio.get_running_loop()
         with self._cond:
             target = self._submit_locked(item)
         while True:
-            # Publish the waiter before checking, so no notification falls in between.
-            self._waiter = waiter = loop.create_future()
-            try:
-                if self.error is not None:
-                    raise self.error
-                if self.done >= target:
-                    return
-                if self._watchdog is None:
-                    self._watchdog = loop.call_later(self.stall_timeout, self._check_stall)
-                await waiter
-            finally:
-                self._waiter = None
-
-    def _check_stall(self) -> None:
-        """Every ``stall_timeout``: fail the waiting send if the thread made no progress."""
-        self._watchdog = None
-        waiter = self._waiter
-        if waiter is None or self._loop is None:
-            return  # idle: the next send re-arms
-        idle = time.monotonic() - self._last_progress
-        if idle >= self.stall_timeout:
-            _wake(waiter, TimeoutError(f"no progress for {idle:.1f} s"))
-        else:
-            self._watchdog = self._loop.call_later(self.stall_timeout - idle, self._check_stall)
+            if self.error is not None:
+                raise self.error
+            if self.done >= target:
+                return
+            idle = time.monotonic() - self._last_progress
+            if idle >= self.stall_timeout:
+                raise TimeoutError(f"no progress for {idle:.1f} s")
+            await self._wakeup.wait(self.stall_timeout - idle)
 
     def send_sync(self, data: bytes | bytearray, deadline: float) -> bool:
         if self.error is not None:
@@ -148,17 +125,6 @@ class ThreadedFdStream(FdStream):
             self._cond.notify_all()
         # A thread still inside write() may be stuck in the kernel: leave its fd open rather
         # than close it under the write (the number could be reused by someone else).
-        if self._watchdog is not None:
-            self._watchdog.cancel()
-            self._watchdog = None
         if not busy:
             os.close(self.fd)
         await anyio.lowlevel.checkpoint()
-
-
-def _wake(waiter: asyncio.Future[None], error: BaseException | None) -> None:
-    if not waiter.done():
-        if error is None:
-            waiter.set_result(None)
-        else:
-            waiter.set_exception(error)
