@@ -173,6 +173,7 @@ class EventQueue:
         self.first_loss = 0.0
         self.last_loss = 0.0
         self._losses_reported = 0
+        self._last_report = 0.0
         self._reports = 0
 
     @contextmanager
@@ -413,8 +414,10 @@ class EventQueue:
     def report_losses(self) -> bool:
         """Loop thread: queue an ``alog.dropped`` event for the losses since the last one.
 
-        Called when a writer catches up (the end of an episode) and by the pipeline at least
-        once a second (an episode that goes on). True if there was something to report.
+        Called when a writer catches up (the end of an episode: at once if nothing is held,
+        else at most once a second, so a lagging destination cannot cause a storm) and by the
+        pipeline once a second (an episode that goes on). True if there was something to
+        report.
         """
         lost = self._rejected + self._evicted + self._interrupted
         if lost == self._losses_reported or self.closed:
@@ -436,6 +439,7 @@ class EventQueue:
             }
         )
         self._losses_reported = lost
+        self._last_report = time.monotonic()
         return True
 
     def _set_limits(self) -> None:
@@ -513,21 +517,36 @@ class EventQueue:
         """
         with self._section():
             self._seal_open_chunks()
-            position = self._read_pos[reader]
-            chunks = [chunk for chunk in self._chunks if chunk.start >= position]
-            self._read_pos[reader] = self._next_seq
+            chunks, upto = self._unread(reader)
             self._set_limits()
-            return chunks, self._next_seq
+            return chunks, upto
+
+    def _unread(self, reader: int) -> tuple[list[Chunk], int]:
+        """Under the lock: what ``reader`` reads next, at most its share of bytes in flight.
+
+        A stalled destination so holds no more than its share; the rest stays evictable.
+        """
+        position = self._read_pos[reader]
+        chunks: list[Chunk] = []
+        size = 0
+        upto = self._next_seq
+        for chunk in self._chunks:
+            if chunk.start < position:
+                continue
+            if chunks and size + len(chunk.data) > self._share:
+                upto = chunk.start
+                break
+            chunks.append(chunk)
+            size += len(chunk.data)
+        self._read_pos[reader] = upto
+        return chunks, upto
 
     def read_from_thread(self, reader: int) -> tuple[list[Chunk], int]:
         """Another thread (a flush with the loop gone): only what is sealed or from threads."""
         with self._section():
             if self._thread_events:
                 self._seal_thread_chunk()
-            position = self._read_pos[reader]
-            chunks = [chunk for chunk in self._chunks if chunk.start >= position]
-            self._read_pos[reader] = self._next_seq
-            return chunks, self._next_seq
+            return self._unread(reader)
 
     def done(self, reader: int, seq: int) -> None:
         """``reader`` has settled every event before ``seq``: free what nobody needs."""
@@ -548,7 +567,9 @@ class EventQueue:
 
     def park(self) -> bool:
         """A writer is about to sleep: True if it may (nothing queued), and the next put wakes."""
-        if self.report_losses():
+        if (not self._sealed_events or self._last_report + 1.0 <= time.monotonic()) and (
+            self.report_losses()
+        ):
             return False
         self.sleeping = True
         if self._held_events() > self._sealed_events or self.closed:
@@ -596,6 +617,11 @@ class EventQueue:
             self._side.clear()
             self._internal = []
             self._set_limits()
+
+    def held_from(self, seq: int) -> int:
+        """Events still held (sealed) from ``seq`` on: the rest before the end were evicted."""
+        with self._section():
+            return sum(chunk.events for chunk in self._chunks if chunk.start >= seq)
 
     def last_seq(self) -> int:
         """The sequence number after the last sealed event."""

@@ -362,11 +362,13 @@ class DestinationWriter:
         """Shutdown ran out of time or the pipeline failed: count what is left as undelivered."""
         lost_in_flight = sum(events for _, events, _, _ in self._ledger)
         self._ledger.clear()
-        remaining = max(0, self.queue.last_seq() - self._position)
-        self.undelivered += lost_in_flight + remaining
-        self._position = self._settled = max(self._position, self.queue.last_seq())
+        last = self.queue.last_seq()
+        held = self.queue.held_from(self._position)
+        self.dropped += max(0, last - self._position - held)  # evicted before we got there
+        self.undelivered += lost_in_flight + held
+        self._position = self._settled = max(self._position, last)
         self._progress.notify()
-        return lost_in_flight + remaining
+        return lost_in_flight + held
 
     async def aclose(self) -> None:
         stream, self.stream = self.stream, None
