@@ -14,6 +14,7 @@ counts what it cannot deliver, and reopens with exponential backoff and jitter.
 
 from __future__ import annotations
 
+import contextlib
 import random
 import threading
 import time
@@ -107,9 +108,9 @@ class DestinationWriter:
         self._stop_at: int | None = None
         self._position = 0  # every event before it is in flight or settled
         self._settled = 0  # every event before it is settled
-        # (stream offset at which a batch ends, its events, its bytes, seq after it)
-        self._ledger: deque[tuple[int, int, int, int]] = deque()
-        self._submitted = 0  # bytes handed to a stream that does not count them itself
+        # In write order: (stream offset at which a batch ends, its events, seq after it, data)
+        self._ledger: deque[tuple[int, int, int, bytes | bytearray]] = deque()
+        self._submitted = 0  # bytes a stream that does not count them itself has taken
         self._writing_here = False
         self._retry_at = 0.0
         self._retry_delay = RETRY_FIRST
@@ -244,7 +245,7 @@ class DestinationWriter:
         if self._ledger:
             # Behind what is in flight: settles when that does.
             offset = self._ledger[-1][0]
-            self._ledger.append((offset, 0, 0, self._position))
+            self._ledger.append((offset, 0, self._position, b""))
         else:
             self._settled = self._position
             self.queue.done(self.reader, self._settled)
@@ -256,15 +257,14 @@ class DestinationWriter:
         started = time.monotonic()
         try:
             if isinstance(stream, FdStream):
-                self._ledger.append(
-                    (stream.submitted + len(data), events, len(data), self._position)
-                )
+                self._ledger.append((stream.submitted + len(data), events, self._position, data))
                 await stream.send(data)  # type: ignore[arg-type]  # bytearray is bytes-like
             else:
-                self._submitted += len(data)
-                self._ledger.append((self._submitted, events, len(data), self._position))
+                end = self._submitted + len(data)
+                self._ledger.append((end, events, self._position, data))
                 with anyio.fail_after(self.write_timeout):
                     await stream.send(bytes(data))
+                self._submitted = end  # counted as done only once send returned
         except anyio.get_cancelled_exc_class():
             raise
         except TimeoutError as error:
@@ -288,9 +288,9 @@ class DestinationWriter:
         ledger = self._ledger
         settled = None
         while ledger and ledger[0][0] <= done:
-            _, events, nbytes, seq = ledger.popleft()
+            _, events, seq, data = ledger.popleft()
             self.written += events
-            self.bytes_written += nbytes
+            self.bytes_written += len(data)
             settled = seq
         if settled is not None:
             self._settled = settled
@@ -300,10 +300,32 @@ class DestinationWriter:
 
     # -- failure --------------------------------------------------------------------------
 
-    def _lose_in_flight(self) -> None:
-        lost = sum(events for _, events, _, _ in self._ledger)
+    def _settle_lost(self) -> int:
+        """The stream is gone: count the lines it took as written, the rest as undelivered.
+
+        A batch cut short counts each whole line the OS accepted: the books say what the
+        destination got (a pipe's reader may still lose what sat unread in the pipe when it
+        died; no writer can see that).
+        """
+        self.settle()
+        stream = self.stream
+        done = stream.done if isinstance(stream, FdStream) else self._submitted
+        lost = 0
+        for end, events, _, data in self._ledger:
+            start = end - len(data)
+            if done > start and events:
+                taken = data.count(b"\n", 0, done - start)
+                self.written += taken
+                self.bytes_written += done - start
+                events -= taken
+                done = start  # only the first unfinished batch can be partly written
+            lost += events
         self._ledger.clear()
         self.undelivered += lost
+        return lost
+
+    def _lose_in_flight(self) -> None:
+        self._settle_lost()
         self._settled = self._position
         self.queue.done(self.reader, self._settled)
         self._progress.notify()
@@ -314,8 +336,7 @@ class DestinationWriter:
         self._lose_in_flight()
         stream, self.stream = self.stream, None
         if stream is not None:
-            with anyio.CancelScope(shield=True), anyio.move_on_after(1.0):
-                await stream.aclose()
+            await _close_quietly(stream)
         if self.required:
             self.state = "failed"
             raise WriterFailed(self.name, error, self.undelivered)
@@ -360,23 +381,22 @@ class DestinationWriter:
 
     def abandon(self) -> int:
         """Shutdown ran out of time or the pipeline failed: count what is left as undelivered."""
-        lost_in_flight = sum(events for _, events, _, _ in self._ledger)
-        self._ledger.clear()
+        lost_in_flight = self._settle_lost()
         last = self.queue.last_seq()
         held = self.queue.held_from(self._position)
         self.dropped += max(0, last - self._position - held)  # evicted before we got there
-        self.undelivered += lost_in_flight + held
+        self.undelivered += held
         self._position = self._settled = max(self._position, last)
         self._progress.notify()
         return lost_in_flight + held
 
     async def aclose(self) -> None:
-        stream, self.stream = self.stream, None
+        """Close the stream (kept for the books: what it finished still counts)."""
+        stream = self.stream
         if self.state != "failed":
             self.state = "closed"
         if stream is not None:
-            with anyio.CancelScope(shield=True), anyio.move_on_after(1.0):
-                await stream.aclose()
+            await _close_quietly(stream)
 
     # -- synchronous flush ----------------------------------------------------------------
 
@@ -406,7 +426,7 @@ class DestinationWriter:
                 self.dropped += upto - self._position
                 self._position = upto
             data = b"".join(batch)
-            self._ledger.append((stream.submitted + len(data), events, len(data), self._position))
+            self._ledger.append((stream.submitted + len(data), events, self._position, data))
             stream.send_sync(data, deadline)
         finally:
             self._writing_here = False
@@ -438,6 +458,16 @@ class DestinationWriter:
             last_write_seconds=self.last_write_seconds,
             max_write_seconds=self.max_write_seconds,
         )
+
+
+async def _close_quietly(stream: anyio.abc.ByteSendStream) -> None:
+    """Close a stream that may be broken already: its error was counted where it happened."""
+    with (
+        anyio.CancelScope(shield=True),
+        anyio.move_on_after(1.0),
+        contextlib.suppress(Exception),  # the failure itself is already in the books
+    ):
+        await stream.aclose()
 
 
 def _describe(error: BaseException) -> str:

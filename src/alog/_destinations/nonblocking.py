@@ -7,6 +7,7 @@ line boundary. A single line longer than ``PIPE_BUF`` is written whole, as far a
 
 from __future__ import annotations
 
+import contextlib
 import os
 import select
 import time
@@ -110,4 +111,5 @@ class NonBlockingFdStream(FdStream):
     async def aclose(self) -> None:
         if not self._closed:
             self._closed = True
-            os.close(self.fd)
+            with contextlib.suppress(OSError):  # already closed under us (EBADF)
+                os.close(self.fd)

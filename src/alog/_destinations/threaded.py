@@ -8,6 +8,7 @@ per event.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import time
@@ -17,6 +18,9 @@ import anyio.lowlevel
 
 from .._backend import Loop
 from .base import FdStream
+
+_PIECE = 1 << 20
+"""The most one ``os.write`` call is given."""
 
 
 class ThreadedFdStream(FdStream):
@@ -57,8 +61,10 @@ class ThreadedFdStream(FdStream):
                 self._writing = True
             try:
                 view = memoryview(data)
-                while offset < len(data):
-                    written = os.write(self.fd, view[offset:])
+                while offset < len(data) and not self._closed:
+                    # Bounded pieces: once closed, the write in progress ends soon and the
+                    # books can say exactly what reached the file.
+                    written = os.write(self.fd, view[offset : offset + _PIECE])
                     offset += written
                     with self._cond:
                         self.done += written
@@ -121,10 +127,18 @@ class ThreadedFdStream(FdStream):
             return
         with self._cond:
             self._closed = True
-            busy = self._writing or bool(self._pending)
+            # What the thread has not started is not written: the books count only what it
+            # finished (a shutdown whose time ran out, a failure).
+            while len(self._pending) > (1 if self._writing else 0):
+                self._pending.pop()
             self._cond.notify_all()
+        deadline = time.monotonic() + 1.0
+        while self._writing and time.monotonic() < deadline:  # noqa: ASYNC110 - a thread's flag
+            await anyio.sleep(0.005)
+        busy = self._writing
         # A thread still inside write() may be stuck in the kernel: leave its fd open rather
         # than close it under the write (the number could be reused by someone else).
         if not busy:
-            os.close(self.fd)
+            with contextlib.suppress(OSError):  # already closed under us (EBADF)
+                os.close(self.fd)
         await anyio.lowlevel.checkpoint()
