@@ -42,7 +42,7 @@ from ._intake import Intake
 from ._progress import Progress
 from ._queue import EventQueue
 from ._records import FlushResult, Statistics
-from ._report import to_stderr
+from ._report import said_once, to_stderr
 from ._signals import SigtermHandler, check_can_handle_sigterm
 from ._writer import DestinationWriter
 from .typing import Overflow, WriterState
@@ -340,9 +340,9 @@ class Pipeline:
     ) -> None:
         # Shielded: a writer keeps draining when the app is cancelled; only its deadline (set
         # at close to shutdown_timeout) or a failure ends it early.
+        await writer.open()  # not shielded: cancelling a start-up never waits for an open
         with anyio.CancelScope(shield=True) as scope:
             self._scopes.append(scope)
-            await writer.open()
             task_status.started()
             try:
                 await self._write_until_stopped(writer, scope)
@@ -387,6 +387,7 @@ class Pipeline:
         final = WriterFailed(failed.name, failure.error, failed.undelivered)
         if not failed.writes_to_stderr():
             to_stderr(f"alog: {final}; the application is being stopped")
+            said_once(final)
         self._failure = final
         return final
 

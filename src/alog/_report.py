@@ -6,6 +6,8 @@ import contextlib
 import os
 import select
 import stat
+import sys
+from types import TracebackType
 
 
 def to_stderr(text: str) -> None:
@@ -34,3 +36,17 @@ def to_stderr(text: str) -> None:
         if fd >= 0:
             with contextlib.suppress(OSError):
                 os.close(fd)
+
+
+def said_once(error: BaseException) -> None:
+    """``error`` was reported in one line already: if it ends the program uncaught, Python
+    prints no traceback for it (the exit status is still 1). Other errors print as usual."""
+    previous = sys.excepthook
+
+    def hook(
+        kind: type[BaseException], value: BaseException, traceback: TracebackType | None
+    ) -> None:
+        if value is not error:
+            previous(kind, value, traceback)
+
+    sys.excepthook = hook

@@ -28,7 +28,7 @@ import anyio.abc
 from ._destinations import FdStream, open_destination
 from ._exceptions import WriterFailed
 from ._fields import stamp_now
-from ._report import to_stderr
+from ._report import said_once, to_stderr
 from .typing import DestinationState
 
 if TYPE_CHECKING:
@@ -161,6 +161,7 @@ class DestinationWriter:
                 self.state = "failed"
                 failure = WriterFailed(self.name, error, 0)
                 to_stderr(f"alog: {failure}; the application is being stopped")
+                said_once(failure)
                 raise failure from error
             self._start_retrying(error, announce=True)
             return
