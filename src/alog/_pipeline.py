@@ -17,6 +17,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import math
+import os
 import time
 import warnings
 from collections.abc import Mapping, Sequence
@@ -397,6 +398,13 @@ class Pipeline:
             await anyio.sleep(LOSS_REPORT_INTERVAL)
             self._queue.report_losses()
 
+    def _forked(self) -> None:
+        """This is a forked child's copy: it writes nothing, flushes nothing."""
+        self._state = "closed"
+        self._queue = None
+        self._writers = []
+        atexit.unregister(self._at_exit)
+
     def _at_exit(self) -> None:
         # Only reached when the process exits with this pipeline never closed.
         warnings.warn(
@@ -529,6 +537,22 @@ class Pipeline:
         return self._result(target, before, deadline)
 
 
+def _forget_pipeline_in_child() -> None:
+    """After ``fork()``: the child has the parent's queue but not its loop or threads.
+
+    It starts with nothing queued and its calls go to stdlib :mod:`logging` (run
+    ``alog.run`` in the child for a pipeline of its own); the parent's events are never
+    written twice, and no flush waits for a writer that does not exist here.
+    """
+    pipeline = _state.pipeline
+    if pipeline is None:
+        return
+    _state.sink = _state.fallback
+    _state.pipeline = None
+    _logger.configure(0, {})
+    pipeline._forked()
+
+
 def _empty_statistics(state: WriterState) -> Statistics:
     return Statistics(
         state=state,
@@ -567,6 +591,9 @@ def _raise_unwrapped(group: BaseExceptionGroup[BaseException]) -> NoReturn:
 def _first_leaf(group: BaseExceptionGroup[WriterFailed]) -> WriterFailed:
     first = group.exceptions[0]
     return _first_leaf(first) if isinstance(first, BaseExceptionGroup) else first
+
+
+os.register_at_fork(after_in_child=_forget_pipeline_in_child)
 
 
 def run(
