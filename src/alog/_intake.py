@@ -6,7 +6,7 @@ an ``Exception`` inside alog is counted in ``internal_errors``.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ._events import build_event, repair_core_keys
@@ -38,29 +38,37 @@ class Intake:
         self.internal_errors = 0
         """Log calls lost to a bug in alog itself."""
 
-    def emit(
-        self,
-        logger: Logger,
-        levelno: int,
-        levelname: str,
-        msg: str,
-        fields: dict[str, object],
-        exc_info: object,
-        /,
-    ) -> None:
-        """Queue one event; never raises an ``Exception``."""
-        try:
-            event = build_event(
-                logger._name, logger._bound, levelname, msg, fields, exc_info, self._fields
-            )
-            if self._processors:
-                processed = self._process(event)
-                if processed is None:
-                    return
-                event = processed
-            self._put(event, levelno)
-        except Exception:  # noqa: BLE001 - a log call never raises into the application
-            self.internal_errors += 1
+        self.emit = self._make_emit()
+        """Queue one event; never raises an ``Exception`` (a closure: this is the hot path)."""
+
+    def _make_emit(self) -> Callable[[Logger, int, str, str, dict[str, object], object], None]:
+        build = build_event
+        put = self._queue.put
+        base = self._fields
+        process = self._process if self._processors else None
+        intake = self
+
+        def emit(
+            logger: Logger,
+            levelno: int,
+            levelname: str,
+            msg: str,
+            fields: dict[str, object],
+            exc_info: object,
+            /,
+        ) -> None:
+            try:
+                event = build(logger._name, logger._bound, levelname, msg, fields, exc_info, base)
+                if process is not None:
+                    processed = process(event)
+                    if processed is None:
+                        return
+                    event = processed
+                put(event, levelno)
+            except Exception:  # noqa: BLE001 - a log call never raises into the application
+                intake.internal_errors += 1
+
+        return emit
 
     def _process(self, event: dict[str, Any]) -> dict[str, Any] | None:
         core = {key: event[key] for key in ("time", "level", "logger", "msg")}

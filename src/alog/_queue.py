@@ -49,6 +49,7 @@ _NEVER: Final = -(2**62)
 _NEWLINE: Final = 10
 _CHUNK_BYTES: Final = 64 * 1024
 _NOBODY: Final = -1
+_get_ident: Final = threading.get_ident
 
 
 class Chunk:
@@ -204,42 +205,39 @@ class EventQueue:
 
     def put(self, event: dict[str, object], levelno: int) -> None:
         """Queue one event; from any thread; never raises an ``Exception``."""
-        if threading.get_ident() != self._loop_thread:
+        if _get_ident() != self._loop_thread:
             self._put_from_thread(event, levelno)
             return
         if self._busy:
             self._put_reentrant(event, levelno)
             return
-        self._busy = True
-        try:
-            buf = self._open
-            if (
-                len(buf) >= self._byte_limit or self._open_events >= self._event_limit
-            ) and not self._make_room():
+        buf = self._open
+        if len(buf) >= self._byte_limit or self._open_events >= self._event_limit:
+            if not self._make_room():
                 return
             buf = self._open
-            start = len(buf)
-            try:
-                self._encode_into(event, buf, -1)
-                if len(buf) - start > self.max_event_bytes:
-                    raise ValueError("event larger than max_event_bytes")  # noqa: TRY301
-            except Exception:  # noqa: BLE001 - bad values: the fallback encoder replaces them
-                # A failed encode_into can leave bytes (newlines among them) past ``start``.
-                del buf[start:]
-                buf += encode_fallback(self._encoder, event, self.max_event_bytes)
-                self._encode_fallbacks += 1
-            except BaseException:
-                del buf[start:]  # Ctrl-C inside a __repr__: no partial line, ever
-                self._interrupted += 1
-                self._note_loss()
-                raise
-            buf.append(_NEWLINE)
-            self._open_events += 1
-            levels = self._open_levels
-            if levels is not None:
-                levels.append(min(levelno, 65535))
-        finally:
+        self._busy = True  # a section: see the module's docstring
+        start = len(buf)
+        try:
+            self._encode_into(event, buf, -1)
+            if len(buf) - start > self.max_event_bytes:
+                raise ValueError("event larger than max_event_bytes")  # noqa: TRY301
+        except Exception:  # noqa: BLE001 - bad values: the fallback encoder replaces them
+            # A failed encode_into can leave bytes (newlines among them) past ``start``.
+            del buf[start:]
+            buf += encode_fallback(self._encoder, event, self.max_event_bytes)
+            self._encode_fallbacks += 1
+        except BaseException:
+            del buf[start:]  # Ctrl-C inside a __repr__: no partial line, ever
+            self._interrupted += 1
+            self._note_loss()
             self._busy = False
+            raise
+        buf.append(_NEWLINE)
+        self._open_events += 1
+        if self._open_levels is not None:
+            self._open_levels.append(min(levelno, 65535))
+        self._busy = False
         if self.sleeping:
             self.sleeping = False
             self._wake()
@@ -327,7 +325,7 @@ class EventQueue:
         )
 
     def _make_room(self) -> bool:
-        """Loop thread, busy: the open chunk reached its limit; seal it, or apply the policy."""
+        """Loop thread: the open chunk reached its limit; seal it, or apply the policy."""
         with self._section():
             if self.closed:
                 self._rejected += 1

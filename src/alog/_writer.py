@@ -204,8 +204,8 @@ class DestinationWriter:
                     timeout = max(0.0, self._retry_at - time.monotonic())
                 await self._wakeup.wait(timeout)
 
-    async def _deliver(self, chunks: list[Chunk], upto: int) -> None:
-        running = self.state == "running"
+    def _take(self, chunks: list[Chunk], upto: int) -> tuple[bytes | bytearray, int]:
+        """Move past what was read, counting gaps and level filtering: the lines to write."""
         batch: list[bytes | bytearray] = []
         events = 0
         for chunk in chunks:
@@ -214,21 +214,21 @@ class DestinationWriter:
             data, kept = self._select(chunk)
             self.filtered += chunk.events - kept
             self._position = chunk.end
-            if not kept:
-                continue
-            if running:
+            if kept:
                 batch.append(data)
                 events += kept
-            else:
-                self.undelivered += kept
         if upto > self._position:
             self.dropped += upto - self._position
             self._position = upto
-        if batch:
-            data = batch[0] if len(batch) == 1 else b"".join(batch)
+        return (batch[0] if len(batch) == 1 else b"".join(batch)), events
+
+    async def _deliver(self, chunks: list[Chunk], upto: int) -> None:
+        data, events = self._take(chunks, upto)
+        if events and self.state == "running":
             await self._send(data, events)
-        else:
-            self._settle_to_position()
+            return
+        self.undelivered += events  # down: counted, never buffered
+        self._settle_to_position()
 
     def _select(self, chunk: Chunk) -> tuple[bytes | bytearray, int]:
         """The chunk's lines this destination's level admits."""
@@ -408,27 +408,17 @@ class DestinationWriter:
             return
         self._writing_here = True
         try:
-            if from_loop:
-                chunks, upto = self.queue.read(self.reader)
-            else:
-                chunks, upto = self.queue.read_from_thread(self.reader)
-            batch: list[bytes | bytearray] = []
-            events = 0
-            for chunk in chunks:
-                if chunk.start > self._position:
-                    self.dropped += chunk.start - self._position
-                data, kept = self._select(chunk)
-                self.filtered += chunk.events - kept
-                self._position = chunk.end
-                if kept:
-                    batch.append(data)
-                    events += kept
-            if upto > self._position:
-                self.dropped += upto - self._position
-                self._position = upto
-            data = b"".join(batch)
-            self._ledger.append((stream.submitted + len(data), events, self._position, data))
-            stream.send_sync(data, deadline)
+            read = self.queue.read if from_loop else self.queue.read_from_thread
+            while time.monotonic() < deadline:
+                chunks, upto = read(self.reader)
+                if not chunks and upto <= self._position:
+                    stream.send_sync(b"", deadline)  # finish what the writer task has in flight
+                    break
+                data, events = self._take(chunks, upto)
+                self._ledger.append((stream.submitted + len(data), events, self._position, data))
+                if not stream.send_sync(data, deadline):
+                    break
+                self.settle()
         finally:
             self._writing_here = False
             self.settle()
