@@ -253,7 +253,7 @@ class EventQueue:
         return data
 
     def _put_from_thread(self, event: dict[str, object], levelno: int) -> None:
-        me = threading.get_ident()
+        me = _get_ident()
         if self._lock_owner == me:
             self._put_reentrant(event, levelno)
             return
@@ -266,7 +266,14 @@ class EventQueue:
         self._lock_owner = me
         try:
             size = len(data) + 1
-            if not self._thread_room(size):
+            if (
+                self._sealed_bytes + len(self._open) + len(self._thread_open) + size
+                > self.max_bytes
+                or self._sealed_events + self._open_events + self._thread_events
+                >= self.max_events
+                or self.closed
+                or self._side
+            ) and not self._thread_room(size):
                 return
             self._thread_open += data
             self._thread_open.append(_NEWLINE)
@@ -279,8 +286,13 @@ class EventQueue:
                 or self._thread_events >= self._chunk_events
             ):
                 self._seal_thread_chunk()
-            self._set_limits()
+                self._set_limits()
+            else:  # what the loop's open chunk may still take, without recounting everything
+                self._byte_limit -= size
+                self._event_limit -= 1
             wake = self.sleeping
+            if wake:
+                self.sleeping = False  # one hand-off wakes the writers; later calls need none
         finally:
             self._lock_owner = _NOBODY
             self._lock.release()
