@@ -89,9 +89,9 @@ class QueueStatistics:
     held_bytes: int
     """Bytes of those events."""
     peak_held: int
-    """The most events ever held at once (measured at each seal)."""
+    """The most events ever held at once."""
     peak_held_bytes: int
-    """The most bytes ever held at once (measured at each seal)."""
+    """The most bytes ever held at once."""
     rejected: int
     """Events refused: the queue was full under ``drop_newest``, or closed."""
     evicted: int
@@ -150,7 +150,7 @@ class EventQueue:
         # Lines from the re-entrant path: (line with its newline, level).
         self._side: deque[tuple[bytes, int]] = deque()
         # alog's own reports (loop thread), sealed into chunks that are never evicted.
-        self._internal: list[bytes] = []
+        self._internal: list[tuple[bytes, int]] = []  # (line with its newline, level)
 
         self._chunks: deque[Chunk] = deque()
         self._next_seq = 0
@@ -225,13 +225,16 @@ class EventQueue:
         except Exception:  # noqa: BLE001 - bad values: the fallback encoder replaces them
             # A failed encode_into can leave bytes (newlines among them) past ``start``.
             del buf[start:]
-            buf += encode_fallback(self._encoder, event, self.max_event_bytes)
+            try:
+                line = encode_fallback(self._encoder, event, self.max_event_bytes)
+            except BaseException:  # Ctrl-C in a __repr__ the fallback calls again
+                self._interrupted_put()
+                raise
+            buf += line
             self._encode_fallbacks += 1
         except BaseException:
             del buf[start:]  # Ctrl-C inside a __repr__: no partial line, ever
-            self._interrupted += 1
-            self._note_loss()
-            self._busy = False
+            self._interrupted_put()
             raise
         buf.append(_NEWLINE)
         self._open_events += 1
@@ -242,14 +245,25 @@ class EventQueue:
             self.sleeping = False
             self._wake()
 
+    def _interrupted_put(self) -> None:
+        """The loop's put, cut short by a BaseException: count the event, leave the section."""
+        self._interrupted += 1
+        self._note_loss()
+        self._busy = False
+
     def _encode_alone(self, event: dict[str, object]) -> bytes:
         try:
-            data = self._other_encoder.encode(event)
-        except Exception:  # noqa: BLE001 - handled by the fallback encoder
-            data = b""
-        if not data or len(data) > self.max_event_bytes:
-            data = encode_fallback(self._other_encoder, event, self.max_event_bytes)
-            self._encode_fallbacks += 1
+            try:
+                data = self._other_encoder.encode(event)
+            except Exception:  # noqa: BLE001 - handled by the fallback encoder
+                data = b""
+            if not data or len(data) > self.max_event_bytes:
+                data = encode_fallback(self._other_encoder, event, self.max_event_bytes)
+                self._encode_fallbacks += 1
+        except BaseException:
+            self._interrupted += 1  # Ctrl-C in a __repr__ (another thread, or re-entrant)
+            self._note_loss()
+            raise
         return data
 
     def _put_from_thread(self, event: dict[str, object], levelno: int) -> None:
@@ -269,8 +283,7 @@ class EventQueue:
             if (
                 self._sealed_bytes + len(self._open) + len(self._thread_open) + size
                 > self.max_bytes
-                or self._sealed_events + self._open_events + self._thread_events
-                >= self.max_events
+                or self._sealed_events + self._open_events + self._thread_events >= self.max_events
                 or self.closed
                 or self._side
             ) and not self._thread_room(size):
@@ -301,19 +314,23 @@ class EventQueue:
 
     def _put_reentrant(self, event: dict[str, object], levelno: int) -> None:
         data = self._encode_alone(event)
-        if self.closed or self._held_bytes() + len(data) >= self.max_bytes + self.max_event_bytes:
+        if (
+            self.closed
+            or self._held_bytes() + len(data) >= self.max_bytes + self.max_event_bytes
+            or self._held_events() >= self.max_events  # the interrupted put lands after
+        ):
             self._rejected += 1
             self._note_loss()
             return
         self._side.append((data + b"\n", levelno))
 
-    def put_internal(self, event: dict[str, object]) -> None:
+    def put_internal(self, event: dict[str, object], levelno: int = 30) -> None:
         """alog's own event (a loss report), past the caps: it stands for events already lost.
 
         Loop thread only.
         """
         data = encode_fallback(self._encoder, event, self.max_event_bytes)
-        self._internal.append(data + b"\n")
+        self._internal.append((data + b"\n", levelno))
         self._reports += 1
         if self.sleeping:
             self.sleeping = False
@@ -322,9 +339,11 @@ class EventQueue:
     # -- room -------------------------------------------------------------------------------
 
     def _held_bytes(self) -> int:
-        side = sum(len(line) for line, _ in self._side) if self._side else 0
+        # tuple() copies the deque in C, under the GIL: a generator over the deque itself
+        # raises RuntimeError if the loop's re-entrant path appends to it meanwhile.
+        side = sum(len(line) for line, _ in tuple(self._side)) if self._side else 0
         if self._internal:
-            side += sum(len(line) for line in self._internal)
+            side += sum(len(line) for line, _ in self._internal)
         return self._sealed_bytes + len(self._open) + len(self._thread_open) + side
 
     def _held_events(self) -> int:
@@ -358,7 +377,19 @@ class EventQueue:
             return True
         if self._thread_events:
             self._seal_thread_chunk()
-        return self._free_room(size) or self._refuse()
+        if self._free_room(size):
+            return True
+        if (
+            self.overflow == "drop_oldest"
+            and self._open_events
+            and self._held_bytes() - len(self._open) + size <= self.max_bytes
+            and self._held_bytes() + size <= self.max_bytes + self.max_event_bytes
+            and self._held_events() < self.max_events + 1
+        ):
+            # Only the loop's open chunk, which no other thread may evict, is in the way:
+            # one event over the cap, as the loop's own put may go.
+            return True
+        return self._refuse()
 
     def _refuse(self) -> bool:
         self._rejected += 1
@@ -407,7 +438,17 @@ class EventQueue:
                     return True
         return False
 
+    def _measure_peak(self) -> None:
+        """Under the lock, before anything held is freed or evicted: the most held so far."""
+        held_events = self._held_events()
+        if held_events > self._peak_events:
+            self._peak_events = held_events
+        held_bytes = self._held_bytes()
+        if held_bytes > self._peak_bytes:
+            self._peak_bytes = held_bytes
+
     def _drop_chunk(self, index: int, chunk: Chunk) -> None:
+        self._measure_peak()
         del self._chunks[index]
         self._sealed_events -= chunk.events
         self._sealed_bytes -= len(chunk.data)
@@ -505,13 +546,9 @@ class EventQueue:
         internal = self._internal
         if internal:
             self._internal = []
-            levels = array("H", [30] * len(internal)) if self._track_levels else None
-            self._append_chunk(b"".join(internal), len(internal), levels, keep=True)
-        held_events = self._sealed_events
-        if held_events > self._peak_events:
-            self._peak_events = held_events
-        if self._sealed_bytes > self._peak_bytes:
-            self._peak_bytes = self._sealed_bytes
+            levels = array("H", [level for _, level in internal]) if self._track_levels else None
+            data = b"".join([line for line, _ in internal])
+            self._append_chunk(data, len(internal), levels, keep=True)
 
     # -- the writers' side ------------------------------------------------------------------
 
@@ -563,6 +600,7 @@ class EventQueue:
         with self._section():
             if seq > self._done_pos[reader]:
                 self._done_pos[reader] = seq
+            self._measure_peak()
             floor = min(self._done_pos)
             chunks = self._chunks
             while chunks and chunks[0].end <= floor:
@@ -618,6 +656,7 @@ class EventQueue:
         """Free every chunk (after a failure: the writers count what they lose)."""
         with self._section():
             self.closed = True
+            self._measure_peak()
             self._chunks.clear()
             self._sealed_events = self._sealed_bytes = 0
             self._open = bytearray()

@@ -186,6 +186,7 @@ class DestinationWriter:
             stop_at = self._stop_at
             if stop_at is not None and self._settled >= stop_at and not self._ledger:
                 if not queue.closed:
+                    queue.report_losses()  # the drain's own losses, before the queue refuses
                     # Caught up with what was queued at close: refuse from now on, then take
                     # what came meanwhile. Two steps, so a task that keeps logging cannot
                     # hold the close open.
@@ -362,7 +363,8 @@ class DestinationWriter:
                     "destination": self.name,
                     "error": reason,
                     "action": "its events are counted as undelivered; retrying with backoff",
-                }
+                },
+                40,  # an error, as its "level" says
             )
 
     async def _reopen(self) -> None:
