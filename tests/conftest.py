@@ -1,8 +1,20 @@
-"""Shared test set-up: every async test runs on asyncio's default loop and on uvloop."""
+"""Shared test set-up: which event loops each async test runs on, and common helpers.
+
+Async tests of the core and of the built-in destinations run on asyncio's default loop, on
+uvloop and on trio, through anyio's pytest plugin (``anyio_backend`` below). The framework
+integrations run on asyncio and uvloop only, through pytest-asyncio (``asyncio_mode`` is
+``strict``: this file chooses, per test, which of the two plugins runs it):
+
+- a test or module marked ``@pytest.mark.asyncio`` runs on asyncio and uvloop only (for what
+  only asyncio has: ``asyncio.run``'s cancelling, uvloop itself, an asyncio-only framework);
+- a test marked ``@pytest.mark.anyio`` runs on all three, whatever its module;
+- any other async test runs on all three, unless its module is in ``ASYNCIO_ONLY_MODULES``.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import inspect
 import json
 import os
 import subprocess
@@ -22,11 +34,72 @@ try:
 except ImportError:  # pragma: no cover - uvloop is in the test extra on Linux
     uvloop = None  # type: ignore[assignment]
 
+TESTS = Path(__file__).resolve().parent
+
+ASYNCIO_ONLY_MODULES = frozenset(
+    {
+        "test_aiohttp.py",
+        "test_asgi.py",
+        "test_stdlib.py",
+        "reliability/test_servers.py",
+    }
+)
+"""The framework integrations (paths relative to tests/): asyncio and uvloop only."""
+
+ANYIO_BACKENDS = [
+    pytest.param(("asyncio", {}), id="asyncio"),
+    *(
+        [pytest.param(("asyncio", {"loop_factory": uvloop.new_event_loop}), id="uvloop")]
+        if uvloop is not None
+        else []
+    ),
+    pytest.param(("trio", {}), id="trio"),
+]
+
+
+def _marker_names(obj: object) -> set[str]:
+    marks = getattr(obj, "pytestmark", ())
+    return {mark.name for mark in (marks if isinstance(marks, list | tuple) else [marks])}
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_pycollect_makeitem(
+    collector: pytest.Module | pytest.Class, name: str, obj: object
+) -> None:
+    """Hand each async test to pytest-asyncio (asyncio, uvloop) or anyio (all three)."""
+    if not collector.istestfunction(obj, name):
+        return
+    inner = getattr(getattr(obj, "hypothesis", None), "inner_test", obj)
+    if not inspect.iscoroutinefunction(inner):
+        return
+    chosen = _marker_names(obj) | {mark.name for mark in collector.iter_markers()}
+    if "anyio" in chosen:
+        pytest.mark.usefixtures("anyio_backend")(obj)
+        return
+    if "asyncio" in chosen:
+        return
+    try:
+        module = collector.path.resolve().relative_to(TESTS).as_posix()
+    except ValueError:  # a test file outside tests/, named on the command line
+        module = collector.path.name
+    if module in ASYNCIO_ONLY_MODULES:
+        pytest.mark.asyncio(obj)
+    else:
+        pytest.mark.anyio(obj)
+        pytest.mark.usefixtures("anyio_backend")(obj)
+
+
+@pytest.fixture(params=ANYIO_BACKENDS)
+def anyio_backend(request: pytest.FixtureRequest) -> tuple[str, dict[str, Any]]:
+    """The loops alog supports, for anyio's plugin: asyncio, uvloop and trio."""
+    backend: tuple[str, dict[str, Any]] = request.param
+    return backend
+
 
 def pytest_asyncio_loop_factories(
     config: pytest.Config, item: pytest.Item
 ) -> Mapping[str, Callable[[], asyncio.AbstractEventLoop]]:
-    """Run each async test on both loops alog supports."""
+    """Tests run by pytest-asyncio (the integrations) run on both asyncio loops."""
     factories: dict[str, Callable[[], asyncio.AbstractEventLoop]] = {
         "asyncio": asyncio.new_event_loop
     }

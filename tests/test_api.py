@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from pathlib import Path
 
+import anyio
+import anyio.lowlevel
 import pytest
 
 import alog
@@ -100,14 +101,13 @@ async def test_context_follows_tasks_created_inside_the_block(tmp_path: Path) ->
     log = alog.get_logger("app")
 
     async def child(name: str) -> None:
-        await asyncio.sleep(0)
+        await anyio.lowlevel.checkpoint()
         log.info(name)
 
-    async with alog.run(alog.File(path)):
+    async with alog.run(alog.File(path)), anyio.create_task_group() as tasks:
         with alog.bound(request_id="r-1"):
-            inside = asyncio.create_task(child("inside"))
-        outside = asyncio.create_task(child("outside"))
-        await asyncio.gather(inside, outside)
+            tasks.start_soon(child, "inside")
+        tasks.start_soon(child, "outside")
         assert alog.current_context() == {}
     events = {event["msg"]: event for event in read_events(path)}
     assert events["inside"]["request_id"] == "r-1"

@@ -11,6 +11,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import anyio.to_thread
 import pytest
 
 import alog
@@ -50,7 +51,12 @@ async def test_flush_from_another_thread_waits_for_the_writer(tmp_path: Path) ->
     async with alog.run(alog.File(path)):
         for i in range(1000):
             log.info("event", i=i)
-        result = await asyncio.to_thread(alog.flush, 5)
+        # Started here, before the writer task gets a turn (anyio's to_thread yields first).
+        results: list[alog.FlushResult] = []
+        flusher = threading.Thread(target=lambda: results.append(alog.flush(5)))
+        flusher.start()
+        await anyio.to_thread.run_sync(flusher.join)
+        (result,) = results
         assert result.complete
         assert result.written == 1000
         assert len(read_events(path)) == 1000
@@ -93,7 +99,7 @@ async def test_flush_from_a_thread_honours_its_deadline_when_stalled(
         for _ in range(5000):
             log.info("event", pad="x" * 100)
         started = time.monotonic()
-        result = await asyncio.to_thread(alog.flush, 0.5)
+        result = await anyio.to_thread.run_sync(alog.flush, 0.5)
         assert time.monotonic() - started < 2.0
         assert result.timed_out and result.pending > 0
     assert "shutdown_timeout (0.2 s) expired" in capfd.readouterr().err

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 import threading
 from pathlib import Path
 
+import anyio
+import anyio.lowlevel
+import anyio.to_thread
 import pytest
 
 import alog
@@ -83,7 +85,7 @@ async def test_in_flight_batches_count_against_the_caps(tmp_path: Path) -> None:
             for _ in range(50):
                 for _ in range(100):
                     log.info("stalling", pad="z" * 200)
-                await asyncio.sleep(0.001)
+                await anyio.sleep(0.001)
             stats = pipeline.statistics()
             assert stats.queued_bytes <= 200_000 + 64 * 1024
             assert stats.dropped > 0
@@ -113,14 +115,14 @@ async def test_events_from_other_threads_all_arrive_once(tmp_path: Path) -> None
         threads = [threading.Thread(target=work, args=(f"t{n}",)) for n in range(3)]
         for thread in threads:
             thread.start()
-        worker = asyncio.to_thread(work, "to_thread")
+        worker = anyio.to_thread.run_sync(work, "to_thread")
         for i in range(5000):
             log.info("loop", who="loop", i=i)
             if i % 100 == 0:
-                await asyncio.sleep(0)
+                await anyio.lowlevel.checkpoint()
         await worker
         for thread in threads:
-            await asyncio.to_thread(thread.join)
+            await anyio.to_thread.run_sync(thread.join)
     seen: dict[str, list[int]] = {}
     for event in read_events(path):
         seen.setdefault(event["who"], []).append(event["i"])

@@ -3,23 +3,94 @@
 Everything else speaks anyio. What anyio does not offer, or offers at a cost measured too high
 for a per-batch path, is here, once per backend:
 
-- ``Loop.call_soon_threadsafe``: fire and forget a callback onto the loop from any thread
-  (never blocks; ``False`` once the loop is gone). anyio's ``from_thread`` waits for the result.
-- ``Wakeup``: a level-triggered flag a task can wait on with a timeout, set from the loop or
-  (through ``Loop``) from other threads. Plain asyncio futures and one timer per wait: an
-  anyio cancel scope per batch cost ~100 us on asyncio here, more than the write.
+- ``Loop.call_soon_threadsafe``: fire and forget a callback onto the loop from any thread or
+  signal handler (never blocks; ``False`` once the loop is gone). anyio's ``from_thread``
+  waits for the result. The callback runs guarded: under trio a callback that raises would
+  crash the whole run (``TrioInternalError``); here it is reported on stderr instead.
+- ``Wakeup``: a level-triggered flag a task can wait on with a timeout, set from the loop's
+  thread (tasks, and signal handlers that interrupted them) or, through ``Loop``, from other
+  threads. Plain asyncio futures and one timer per wait: an anyio cancel scope per batch cost
+  ~100 us on asyncio here, more than the write.
 - ``Loop.rescue_native_cancel``: asyncio's ``asyncio.run`` cancels every task left when the
   main coroutine returns, with ``Task.cancel()``, which no anyio shield stops. The pipeline
   drains anyway; trio has no such thing.
+- ``keyboard_interrupt_safe``: asyncio.run turns the first Ctrl-C into a cancellation of the
+  main task; trio raises ``KeyboardInterrupt`` at whatever line is running, which inside alog
+  would leave a half-written line or half-updated books. Code marked with it gets trio's own
+  protection: the interrupt is raised at the main task's next checkpoint instead.
+
+Which loop runs is decided as anyio decides it (sniffio), so alog's own primitives and the
+anyio ones it uses always agree, trio's guest mode included.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sys
 import threading
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Coroutine
+from types import ModuleType
+from typing import Any, TypeVar
+
+from ._report import to_stderr
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+_KI_SAFE: list[Callable[..., Any]] = []
+"""Everything marked with :func:`keyboard_interrupt_safe` (marked for trio once it is used)."""
+_ki_marked = 0
+"""How many of ``_KI_SAFE`` trio has been told about."""
+
+
+def keyboard_interrupt_safe(function: _F) -> _F:
+    """Mark alog's own code that a ``KeyboardInterrupt`` must not cut in half (under trio).
+
+    Trio then raises a Ctrl-C that lands inside it at the main task's next checkpoint, where
+    the application sees it as usual. The mark is trio's table of protected code objects: no
+    wrapper, nothing to pay per call, and nothing at all under asyncio. Use it on entry points
+    (what a log call, a flush or a writer task enters through): code they call is covered.
+    """
+    _KI_SAFE.append(function)
+    trio = sys.modules.get("trio")
+    if trio is not None:
+        _mark_ki_safe(trio)
+    return function
+
+
+def _mark_ki_safe(trio: ModuleType) -> None:
+    global _ki_marked
+    enable = trio.lowlevel.enable_ki_protection
+    while _ki_marked < len(_KI_SAFE):
+        # trio >= 0.28 marks the code object and returns the function itself; an older trio
+        # would return a wrapper, which is dropped here: no protection, nothing broken.
+        enable(_KI_SAFE[_ki_marked])
+        _ki_marked += 1
+
+
+def _current_library() -> str | None:
+    """What anyio would say runs here: ``asyncio``, ``trio`` or None (no loop)."""
+    sniffio = sys.modules.get("sniffio")
+    if sniffio is not None:
+        try:
+            name: str = sniffio.current_async_library()
+        except sniffio.AsyncLibraryNotFoundError:
+            pass  # outside a task: an asyncio callback, say
+        else:
+            return name
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return None
+    return "asyncio"
+
+
+def _run_guarded(callback: Callable[[], object]) -> None:
+    """Run a loop callback; an error in alog is reported, never allowed to crash the loop."""
+    try:
+        callback()
+    except Exception as error:  # noqa: BLE001 - under trio it would end the whole run
+        to_stderr(f"alog: internal error in a loop callback {callback!r}: {error!r}")
 
 
 class Wakeup:
@@ -33,11 +104,11 @@ class Wakeup:
         self._waiter: asyncio.Future[None] | None = None
 
     def set(self) -> None:
-        """Loop thread only."""
+        """Loop thread only (a task, or a signal handler that interrupted the loop)."""
         self._flag = True
         waiter = self._waiter
         if waiter is not None and not waiter.done():
-            waiter.set_result(None)
+            _resolve(waiter)
 
     async def wait(self, timeout: float | None = None) -> bool:
         """Wait until set (True, and the flag is cleared) or ``timeout`` passes (False)."""
@@ -46,7 +117,8 @@ class Wakeup:
             self._waiter = waiter = loop.create_future()
             timer = None if timeout is None else loop.call_later(timeout, _expire, waiter)
             try:
-                await waiter
+                if not self._flag:  # a signal handler may have set it after the first check
+                    await waiter
             finally:
                 self._waiter = None
                 if timer is not None:
@@ -57,36 +129,67 @@ class Wakeup:
         return True
 
 
-def _expire(waiter: asyncio.Future[None]) -> None:
-    if not waiter.done():
+def _resolve(waiter: asyncio.Future[None]) -> None:
+    with contextlib.suppress(asyncio.InvalidStateError):  # resolved meanwhile (a signal handler)
         waiter.set_result(None)
 
 
+def _expire(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        _resolve(waiter)
+
+
 class TrioWakeup:
-    """The same flag for trio: a fresh ``trio.Event`` per wait, a cheap cancel scope."""
+    """The same flag for trio: a fresh ``trio.Event`` per wait, a cheap cancel scope.
 
-    __slots__ = ("_event", "_flag", "_trio")
+    ``set`` may run where trio's own state is half-updated: in a signal handler (a flush, a
+    log call) that interrupted trio's scheduler between two tasks, or interrupted the waiting
+    task inside its own ``Event.wait``. Waking a task there can lose the wakeup or corrupt
+    trio's bookkeeping, so from there the event is set through ``run_sync_soon`` (which trio
+    makes safe for signal handlers); from any other task it is set at once.
+    """
 
-    def __init__(self) -> None:
-        import trio
+    __slots__ = ("_event", "_flag", "_task", "_token", "_trio")
 
-        self._trio: Any = trio
+    def __init__(self, trio: ModuleType, token: Any) -> None:
+        self._trio = trio
+        self._token = token
         self._flag = False
         self._event: Any = None
+        self._task: Any = None
 
     def set(self) -> None:
+        """Loop thread only (a task, or a signal handler that interrupted the loop)."""
         self._flag = True
-        if self._event is not None:
-            self._event.set()
+        event = self._event
+        if event is None:
+            return
+        try:
+            task = self._trio.lowlevel.current_task()
+        except RuntimeError:  # between two tasks: trio's scheduler itself was interrupted
+            task = None
+        if task is not None and task is not self._task:
+            event.set()
+            return
+        with contextlib.suppress(RuntimeError):  # the run is over: nobody waits any more
+            self._token.run_sync_soon(event.set)
 
     async def wait(self, timeout: float | None = None) -> bool:
+        """Wait until set (True, and the flag is cleared) or ``timeout`` passes (False)."""
         if not self._flag:
-            self._event = event = self._trio.Event()
+            trio = self._trio
+            self._task = trio.lowlevel.current_task()
+            self._event = event = trio.Event()
             try:
-                with self._trio.move_on_after(float("inf") if timeout is None else timeout):
+                if self._flag:  # a signal handler may have set it after the first check
+                    pass
+                elif timeout is None:
                     await event.wait()
+                else:
+                    with trio.move_on_after(timeout):
+                        await event.wait()
             finally:
-                self._event = None
+                self._event = self._task = None
             if not self._flag:
                 return False
         self._flag = False
@@ -100,16 +203,20 @@ class Loop:
         self.thread_ident = threading.get_ident()
         self.name: str
         self._asyncio: asyncio.AbstractEventLoop | None = None
+        self._trio: ModuleType | None = None
         self._trio_token: Any = None
-        try:
+        library = _current_library()
+        if library == "asyncio":
             self._asyncio = asyncio.get_running_loop()
-            self.name = "asyncio"
-        except RuntimeError:
-            trio = sys.modules.get("trio")
-            if trio is None:
-                raise RuntimeError("alog runs under asyncio (uvloop too) or trio") from None
+        elif library == "trio":
+            self._trio = trio = sys.modules["trio"]
             self._trio_token = trio.lowlevel.current_trio_token()
-            self.name = "trio"
+            _mark_ki_safe(trio)
+        else:
+            raise RuntimeError(
+                f"alog runs under asyncio (uvloop too) or trio, not {library or 'no event loop'}"
+            )
+        self.name = library
         self._closed = False
 
     def on_loop_thread(self) -> bool:
@@ -118,15 +225,21 @@ class Loop:
     def new_wakeup(self) -> Wakeup | TrioWakeup:
         if self._asyncio is not None:
             return Wakeup(self._asyncio)
-        return TrioWakeup()
+        assert self._trio is not None
+        return TrioWakeup(self._trio, self._trio_token)
 
     def call_soon_threadsafe(self, callback: Callable[[], object]) -> bool:
-        """Run ``callback`` on the loop soon; from any thread; False if the loop is gone."""
+        """Run ``callback`` on the loop soon; from any thread or a signal handler.
+
+        Never blocks. False if the loop is gone (closed, or the trio run is over): the
+        callback will not run. (A stopped asyncio loop that is not closed keeps it for its
+        next run; :meth:`running` tells whether anything runs it now.)
+        """
         try:
             if self._asyncio is not None:
-                self._asyncio.call_soon_threadsafe(callback)
+                self._asyncio.call_soon_threadsafe(_run_guarded, callback)
             else:
-                self._trio_token.run_sync_soon(callback)
+                self._trio_token.run_sync_soon(_run_guarded, callback)
         except RuntimeError:  # asyncio: loop closed; trio: RunFinishedError is one
             return False
         return True
@@ -135,6 +248,8 @@ class Loop:
         """Can the loop still run callbacks (for a flush from another thread or atexit)?"""
         if self._asyncio is not None:
             return self._asyncio.is_running() and not self._asyncio.is_closed()
+        # trio cannot be asked: a callback it accepts is one it will run (RunFinishedError
+        # otherwise), so the question is one harmless callback.
         return not self._closed and self.call_soon_threadsafe(_nothing)
 
     def mark_closed(self) -> None:
@@ -156,3 +271,31 @@ class Loop:
 
 def _nothing() -> None:
     return None
+
+
+# -- sends that may never return ----------------------------------------------------------
+
+_detached: set[asyncio.Task[None]] = set()  # strong references: asyncio keeps weak ones
+
+
+def spawn_detached(loop: Loop, coroutine: Coroutine[Any, Any, None]) -> asyncio.Task[None] | None:
+    """asyncio: run ``coroutine`` as a task outside every task group, so that the writer can
+    give up on it (a custom destination's send stuck in a thread that cannot be cancelled,
+    which would otherwise hold the task group, and the application, for ever).
+
+    None under trio, where a task cannot be abandoned: the caller awaits the send itself.
+    """
+    if loop._asyncio is None:
+        coroutine.close()
+        return None
+    task = loop._asyncio.create_task(coroutine)
+    _detached.add(task)
+    task.add_done_callback(_detached.discard)
+    return task
+
+
+def abandon(task: asyncio.Task[None]) -> None:
+    """Give up on a detached send: cancel it (asyncio's own cancel also releases an awaited
+    worker thread's future) and do not wait. Its thread may still hold the interpreter's exit
+    (anyio's worker threads are not daemons): :func:`alog._report.exit_if_stuck` ends that."""
+    task.cancel()

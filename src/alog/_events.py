@@ -60,7 +60,7 @@ def build_event(
         event.update(bound)
         if context:
             event.update(context)
-        event.update(protect_core_keys(fields))
+        event.update(protect_core_keys(fields, taken=event))
     if exc_info is not None:
         described = exception_fields(exc_info)
         if described is not None:

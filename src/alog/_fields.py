@@ -34,18 +34,20 @@ def timestamp(time_ns: int) -> str:
     return rfc3339(stamp)
 
 
-def protect_core_keys(fields: Mapping[str, object]) -> dict[str, object]:
+def protect_core_keys(
+    fields: Mapping[str, object], taken: Mapping[str, object] | None = None
+) -> dict[str, object]:
     """Rename user keys that would overwrite a core key (``msg`` becomes ``_msg``).
 
-    The new name never hides another field: with both ``time`` and ``_time`` given, the
-    renamed one becomes ``__time``.
+    The new name never hides another field, of ``fields`` or of ``taken`` (what the event
+    already holds): with both ``time`` and ``_time`` given, the renamed one is ``__time``.
     """
     if CORE_KEYS.isdisjoint(fields):
         return dict(fields)
     out: dict[str, object] = {key: value for key, value in fields.items() if key not in CORE_KEYS}
     for key in CORE_KEYS.intersection(fields):
         renamed = f"_{key}"
-        while renamed in out or renamed in fields:
+        while renamed in out or renamed in fields or (taken is not None and renamed in taken):
             renamed = f"_{renamed}"
         out[renamed] = fields[key]
     return out

@@ -233,6 +233,7 @@ class Pipeline:
                 wakeup=wakeups[index],
                 progress=progress,
                 loop_thread=loop.thread_ident,
+                loop=loop,
             )
             for index, destination in enumerate(self.destinations)
         ]
@@ -352,6 +353,8 @@ class Pipeline:
             finally:
                 await writer.aclose()
         if scope.cancelled_caught and self._state != "failed":
+            assert self._queue is not None
+            self._queue.close()  # a caller still holding the sink is refused and counted
             lost = writer.abandon()
             if lost and not writer.writes_to_stderr():
                 to_stderr(

@@ -30,6 +30,7 @@ corrupting what it interrupted, and says so (see ``Pipeline.flush``). Plain ``in
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 from array import array
@@ -50,6 +51,8 @@ _NEWLINE: Final = 10
 _CHUNK_BYTES: Final = 64 * 1024
 _NOBODY: Final = -1
 _get_ident: Final = threading.get_ident
+_counter: Final = itertools.count().__next__
+"""Orders the open chunks by their first event (atomic under the GIL)."""
 
 
 class Chunk:
@@ -131,6 +134,9 @@ class EventQueue:
         self._chunk_bytes = max(1, min(_CHUNK_BYTES, max_bytes // 8))
         self._chunk_events = max(1, max_events // 8)
         self._share = max_bytes // readers if readers > 1 else max_bytes
+        # A read takes at most this much into flight: what is in flight cannot be evicted,
+        # so under drop_oldest three quarters of a stalled queue stay evictable.
+        self._read_limit = max(1, min(self._share, max_bytes // 4))
 
         self._encoder = new_encoder()
         self._encode_into = self._encoder.encode_into
@@ -139,6 +145,7 @@ class EventQueue:
         # The loop thread's open chunk (written without the lock).
         self._open = bytearray()
         self._open_events = 0
+        self._open_since = 0
         self._open_levels: array[int] | None = array("H") if track_levels else None
         self._busy = False
         # Other threads' open chunk, under the lock.
@@ -146,6 +153,7 @@ class EventQueue:
         self._lock_owner = _NOBODY
         self._thread_open = bytearray()
         self._thread_events = 0
+        self._thread_since = 0
         self._thread_levels: array[int] | None = array("H") if track_levels else None
         # Lines from the re-entrant path: (line with its newline, level).
         self._side: deque[tuple[bytes, int]] = deque()
@@ -211,12 +219,13 @@ class EventQueue:
         if self._busy:
             self._put_reentrant(event, levelno)
             return
+        self._busy = True  # a section (see the module's docstring), marked before _open is read
         buf = self._open
         if len(buf) >= self._byte_limit or self._open_events >= self._event_limit:
             if not self._make_room():
+                self._busy = False
                 return
             buf = self._open
-        self._busy = True  # a section: see the module's docstring
         start = len(buf)
         try:
             self._encode_into(event, buf, -1)
@@ -237,6 +246,8 @@ class EventQueue:
             self._interrupted_put()
             raise
         buf.append(_NEWLINE)
+        if not self._open_events:
+            self._open_since = _counter()  # sealing keeps the order chunks were begun in
         self._open_events += 1
         if self._open_levels is not None:
             self._open_levels.append(min(levelno, 65535))
@@ -290,6 +301,8 @@ class EventQueue:
                 return
             self._thread_open += data
             self._thread_open.append(_NEWLINE)
+            if not self._thread_events:
+                self._thread_since = _counter()
             self._thread_events += 1
             levels = self._thread_levels
             if levels is not None:
@@ -524,13 +537,27 @@ class EventQueue:
         self._thread_events = 0
         self._thread_levels = array("H") if self._track_levels else None
 
+    def _seal_loop_chunk(self) -> None:
+        """Under the lock, on the loop thread outside a put: seal its chunk.
+
+        Only the loop's own thread may: another thread could be switched out between seeing
+        the loop outside its section and sealing, while the loop starts writing into it.
+        """
+        self._append_chunk(self._open, self._open_events, self._open_levels)
+        self._open = bytearray()
+        self._open_events = 0
+        self._open_levels = array("H") if self._track_levels else None
+
     def _seal_open_chunks(self) -> None:
-        """Under the lock, on the loop thread outside a put: seal everything open."""
+        """Under the lock, on the loop thread outside a put: seal everything open.
+
+        The chunk begun first is sealed first, so an event a thread logged before the loop's
+        next one is written before it.
+        """
+        if self._thread_events and (not self._open_events or self._thread_since < self._open_since):
+            self._seal_thread_chunk()
         if self._open_events:
-            self._append_chunk(self._open, self._open_events, self._open_levels)
-            self._open = bytearray()
-            self._open_events = 0
-            self._open_levels = array("H") if self._track_levels else None
+            self._seal_loop_chunk()
         if self._thread_events:
             self._seal_thread_chunk()
         side = self._side
@@ -580,7 +607,7 @@ class EventQueue:
         for chunk in self._chunks:
             if chunk.start < position:
                 continue
-            if chunks and size + len(chunk.data) > self._share:
+            if chunks and size + len(chunk.data) > self._read_limit:
                 upto = chunk.start
                 break
             chunks.append(chunk)
@@ -668,9 +695,12 @@ class EventQueue:
             self._set_limits()
 
     def held_from(self, seq: int) -> int:
-        """Events still held (sealed) from ``seq`` on: the rest before the end were evicted."""
-        with self._section():
-            return sum(chunk.events for chunk in self._chunks if chunk.start >= seq)
+        """Events still held (sealed) from ``seq`` on: the rest before the end were evicted.
+
+        Takes no lock (statistics are read from signal handlers too): a C-level copy of the
+        chunk list, consistent under the GIL.
+        """
+        return sum(chunk.events for chunk in tuple(self._chunks) if chunk.start >= seq)
 
     def last_seq(self) -> int:
         """The sequence number after the last sealed event."""

@@ -1,4 +1,7 @@
-"""``alog.run(handle_sigterm=True)``: SIGTERM as a graceful drain for plain ``asyncio.run`` apps.
+"""``alog.run(handle_sigterm=True)``: SIGTERM as a graceful drain for plain programs.
+
+(``asyncio.run``, uvloop, ``anyio.run(main, backend="trio")``: the handler only schedules a
+loop callback, which both asyncio and trio make safe from a signal handler.)
 
 By default SIGTERM kills a Python process at once, with whatever is queued lost. Servers
 (uvicorn, aiohttp) install their own handler and leave ``alog.run`` on their shutdown path, so
@@ -52,7 +55,8 @@ class SigtermHandler:
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
         # The raw handler only schedules: the work runs as a loop callback (asyncio and trio
-        # both wake their loop for it), where queueing and cancelling are safe.
+        # both wake their loop for it), where queueing and cancelling are safe. Under trio it
+        # runs in trio's system task, between the app's own tasks.
         self._loop.call_soon_threadsafe(self._on_sigterm)
 
     def _on_sigterm(self) -> None:

@@ -24,11 +24,13 @@ from typing import TYPE_CHECKING, Final
 
 import anyio
 import anyio.abc
+import anyio.lowlevel
 
+from ._backend import Loop, abandon, spawn_detached
 from ._destinations import FdStream, open_destination
 from ._exceptions import WriterFailed
 from ._fields import stamp_now
-from ._report import said_once, to_stderr
+from ._report import exit_if_stuck, said_once, to_stderr
 from .typing import DestinationState
 
 if TYPE_CHECKING:
@@ -92,6 +94,7 @@ class DestinationWriter:
         wakeup: Wakeup | TrioWakeup,
         progress: Progress,
         loop_thread: int,
+        loop: Loop | None = None,
     ) -> None:
         self.queue = queue
         self.reader = reader
@@ -103,6 +106,8 @@ class DestinationWriter:
         self._wakeup = wakeup
         self._progress = progress
         self._loop_thread = loop_thread
+        self._loop = loop
+        self._send_done: Wakeup | TrioWakeup | None = None
         self.stream: anyio.abc.ByteSendStream | None = None
         self.state: DestinationState = "starting"
         self._stop_at: int | None = None
@@ -179,25 +184,38 @@ class DestinationWriter:
                 continue
             if self.state == "retrying" and time.monotonic() >= self._retry_at:
                 await self._reopen()
-            chunks, upto = queue.read(reader)
-            if chunks or upto > self._position:
-                await self._deliver(chunks, upto)
-                continue
             stop_at = self._stop_at
             if stop_at is not None and self._settled >= stop_at and not self._ledger:
+                # Checked before every read: a task that logs all the time keeps every read
+                # busy, and must not hold the close open.
                 if not queue.closed:
                     queue.report_losses()  # the drain's own losses, before the queue refuses
                     # Caught up with what was queued at close: refuse from now on, then take
-                    # what came meanwhile. Two steps, so a task that keeps logging cannot
-                    # hold the close open.
+                    # what came meanwhile. Two steps, both bounded.
                     self._stop_at = queue.close()
                     continue
-                if self._settled >= queue.last_seq():
+                last = queue.last_seq()
+                if self._settled >= last:
                     return
-                self._stop_at = queue.last_seq()
+                self._stop_at = last
+            # From the read until the stream has the batch, a flush in a signal handler must
+            # keep out (a section marker: see alog._queue's docstring on re-entrancy).
+            self._writing_here = True
+            got = False
+            try:
+                chunks, upto = queue.read(reader)
+                got = bool(chunks) or upto > self._position
+                if got:
+                    data, events = self._take(chunks, upto)
+            finally:
+                if not got:
+                    self._writing_here = False
+            if got:
+                await self._deliver(data, events)
                 continue
             if self._ledger and isinstance(stream, FdStream):
                 await self._send(b"", 0)  # a send cut short by a cancel left bytes pending
+                await anyio.lowlevel.checkpoint()
                 continue
             if queue.park():
                 timeout = None
@@ -223,11 +241,11 @@ class DestinationWriter:
             self._position = upto
         return (batch[0] if len(batch) == 1 else b"".join(batch)), events
 
-    async def _deliver(self, chunks: list[Chunk], upto: int) -> None:
-        data, events = self._take(chunks, upto)
+    async def _deliver(self, data: bytes | bytearray, events: int) -> None:
         if events and self.state == "running":
             await self._send(data, events)
             return
+        self._writing_here = False
         self.undelivered += events  # down: counted, never buffered
         self._settle_to_position()
 
@@ -260,12 +278,13 @@ class DestinationWriter:
         try:
             if isinstance(stream, FdStream):
                 self._ledger.append((stream.submitted + len(data), events, self._position, data))
+                self._writing_here = False  # booked: the stream takes it before any await
                 await stream.send(data)  # type: ignore[arg-type]  # bytearray is bytes-like
             else:
                 end = self._submitted + len(data)
                 self._ledger.append((end, events, self._position, data))
-                with anyio.fail_after(self.write_timeout):
-                    await stream.send(bytes(data))
+                self._writing_here = False
+                await self._send_custom(stream, bytes(data))
                 self._submitted = end  # counted as done only once send returned
         except anyio.get_cancelled_exc_class():
             raise
@@ -282,6 +301,48 @@ class DestinationWriter:
         self.max_write_seconds = max(self.max_write_seconds, elapsed)
         self.batches += 1
         self.settle()
+
+    async def _send_custom(self, stream: anyio.abc.ByteSendStream, data: bytes) -> None:
+        """A user's stream: its send may hang in ways no cancel reaches (a worker thread).
+
+        Under asyncio it runs as a detached task that the writer gives up on after
+        ``write_timeout``, so the failure happens on time whatever the send is stuck in.
+        """
+        if self._loop is None:
+            self._loop = Loop()
+        outcome: list[BaseException | None] = []
+        if self._send_done is None:
+            self._send_done = self._loop.new_wakeup()
+        finished = self._send_done
+
+        async def attempt() -> None:
+            try:
+                await stream.send(data)
+            except BaseException as error:  # noqa: BLE001 - handed to the writer below
+                outcome.append(error)
+            else:
+                outcome.append(None)
+            finally:
+                finished.set()
+
+        task = spawn_detached(self._loop, attempt())
+        if task is None:  # trio: no task can be abandoned; a cancellable send still times out
+            with anyio.fail_after(self.write_timeout):
+                await stream.send(data)
+            return
+        try:
+            while not outcome:
+                if not await finished.wait(self.write_timeout) and not outcome:
+                    abandon(task)
+                    if self.required:
+                        exit_if_stuck()
+                    raise TimeoutError(f"send did not return within {self.write_timeout:g} s")
+        finally:
+            if not task.done():
+                abandon(task)  # the writer itself was cancelled (shutdown deadline)
+        error = outcome[0]
+        if error is not None:
+            raise error
 
     def settle(self) -> None:
         """Count batches the stream finished as written and free them in the queue."""
@@ -390,6 +451,7 @@ class DestinationWriter:
         self.dropped += max(0, last - self._position - held)  # evicted before we got there
         self.undelivered += held
         self._position = self._settled = max(self._position, last)
+        self.queue.done(self.reader, self._settled)  # counted: no longer held
         self._progress.notify()
         return lost_in_flight + held
 
@@ -406,7 +468,12 @@ class DestinationWriter:
     def write_here(self, deadline: float, *, from_loop: bool) -> None:
         """Flush from the loop's own thread (or with the loop gone): write synchronously."""
         stream = self.stream
-        if self.state != "running" or not isinstance(stream, FdStream) or self._writing_here:
+        if (
+            self.state != "running"
+            or not isinstance(stream, FdStream)
+            or self._writing_here  # the writer task is between a read and its stream
+            or (self._ledger and self._ledger[-1][0] > stream.submitted)  # booked, not taken
+        ):
             return
         self._writing_here = True
         try:
@@ -417,8 +484,16 @@ class DestinationWriter:
                     stream.send_sync(b"", deadline)  # finish what the writer task has in flight
                     break
                 data, events = self._take(chunks, upto)
-                self._ledger.append((stream.submitted + len(data), events, self._position, data))
-                if not stream.send_sync(data, deadline):
+                before = stream.submitted
+                self._ledger.append((before + len(data), events, self._position, data))
+                done = stream.send_sync(data, deadline)
+                if data and stream.submitted == before:
+                    # The stream would not take it (this handler interrupted its own send):
+                    # read from the queue but never written, so counted as undelivered.
+                    self._ledger.pop()
+                    self.undelivered += events
+                    break
+                if not done:
                     break
                 self.settle()
         finally:
@@ -432,7 +507,11 @@ class DestinationWriter:
         return isinstance(stream, FdStream) and stream.is_same_file(2)
 
     def statistics(self) -> DestinationStatistics:
-        settled = self.written + self.filtered + self.dropped + self.undelivered
+        # Evicted before this writer got there: lost already, counted now, not when reached.
+        unread = self.queue.last_seq() - self._position
+        evicted = max(0, unread - self.queue.held_from(self._position)) if unread > 0 else 0
+        dropped = self.dropped + evicted
+        settled = self.written + self.filtered + dropped + self.undelivered
         held = max(0, self.queue.entered() - settled)
         return DestinationStatistics(
             name=self.name,
@@ -440,7 +519,7 @@ class DestinationWriter:
             required=self.required,
             written=self.written,
             filtered=self.filtered,
-            dropped=self.dropped,
+            dropped=dropped,
             undelivered=self.undelivered,
             held=held,
             bytes_written=self.bytes_written,

@@ -23,6 +23,10 @@ class FdStream(anyio.abc.ByteSendStream):
     ``submitted`` and ``done`` count bytes handed in and bytes the OS accepted; data is written
     in order whether the writer task (``send``) or a synchronous flush (``send_sync``) drives
     it. ``stall_timeout`` bounds how long a write may make no progress.
+
+    The writer task may split ``send`` in two: ``submit`` (synchronous: the data is taken, in
+    order, and the offset it ends at is returned, so a batch can be read from the queue,
+    entered in the books and handed over with no await in between) and ``wait_sent``.
     """
 
     def __init__(self, fd: int, description: str, *, stall_timeout: float = 10.0) -> None:
@@ -41,9 +45,39 @@ class FdStream(anyio.abc.ByteSendStream):
             self.submitted += len(data)
         return self.submitted
 
-    def send_sync(self, data: bytes | bytearray, deadline: float) -> bool:
-        """Write ``data`` after everything pending, blocking until done or ``deadline``."""
+    def submit(self, data: bytes | bytearray) -> int:
+        """Take ``data`` after everything pending; the offset it ends at (the writer task).
+
+        Raises the stream's error if it failed already.
+        """
+        if self.error is not None:
+            raise self.error
+        return self._append(data)
+
+    async def wait_sent(self, target: int) -> None:
+        """Wait until the OS has accepted every byte before ``target`` (from ``submit``)."""
         raise NotImplementedError
+
+    async def send(self, item: bytes) -> None:
+        await self.wait_sent(self.submit(item))
+
+    def send_sync(self, data: bytes | bytearray, deadline: float) -> bool:
+        """Write ``data`` after everything pending, blocking until done or ``deadline``.
+
+        True once all of it is written. False otherwise, but the data is taken all the same
+        (it is written in order later, by whoever drives the stream) unless the stream has
+        failed (``error``) or is closed: then ``submitted`` is unchanged. Never call it where
+        :meth:`reentered` is True.
+        """
+        raise NotImplementedError
+
+    def reentered(self) -> bool:
+        """Is this thread inside this stream's own code (a signal handler interrupted it)?
+
+        Then ``send_sync`` could not take data without waiting for itself: a flush there must
+        leave the queue alone and report what it could not write.
+        """
+        return False
 
     def is_same_file(self, fd: int) -> bool:
         """Does this stream write where ``fd`` points (so a message there would be lost too)?"""

@@ -15,10 +15,14 @@ import time
 import anyio
 import anyio.lowlevel
 
+from .._backend import keyboard_interrupt_safe
 from .base import FdStream
 
 _YIELD_EVERY = 256 * 1024
 """Bytes written between two yields to the loop, so a big batch never hogs it."""
+_LONGEST_POLL = 3600.0
+"""One ``poll`` waits at most this long (seconds), then the deadline is checked again: poll
+takes an int of milliseconds, and a deadline far away (a year) would overflow it."""
 
 
 class NonBlockingFdStream(FdStream):
@@ -31,6 +35,7 @@ class NonBlockingFdStream(FdStream):
         self.atomic_size = atomic_size
         self._busy = False  # set while writing: a signal handler must not write in between
 
+    @keyboard_interrupt_safe
     def _write_ready(self, budget: int) -> bool | None:
         """Write pending data until done (True), the fd is full (False) or ``budget`` is spent.
 
@@ -73,10 +78,7 @@ class NonBlockingFdStream(FdStream):
             self._busy = False
         return True
 
-    async def send(self, item: bytes) -> None:
-        if self.error is not None:
-            raise self.error
-        target = self._append(item)
+    async def wait_sent(self, target: int) -> None:
         while self.done < target:
             state = self._write_ready(_YIELD_EVERY)
             if self.done >= target:
@@ -87,6 +89,7 @@ class NonBlockingFdStream(FdStream):
             else:
                 await anyio.lowlevel.checkpoint()
 
+    @keyboard_interrupt_safe
     def send_sync(self, data: bytes | bytearray, deadline: float) -> bool:
         if self.error is not None:
             return False
@@ -105,7 +108,7 @@ class NonBlockingFdStream(FdStream):
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return False
-            poller.poll(remaining * 1000)
+            poller.poll(min(remaining, _LONGEST_POLL) * 1000)
         return True
 
     async def aclose(self) -> None:

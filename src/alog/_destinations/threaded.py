@@ -16,7 +16,7 @@ import time
 import anyio
 import anyio.lowlevel
 
-from .._backend import Loop
+from .._backend import Loop, keyboard_interrupt_safe
 from .base import FdStream
 
 _PIECE = 1 << 20
@@ -31,6 +31,9 @@ class ThreadedFdStream(FdStream):
         # A plain Lock, not the default RLock: a signal handler on a thread that holds it
         # must not re-enter it (see send_sync).
         self._cond = threading.Condition(threading.Lock())
+        # Threads that hold the lock or are taking or leaving it: a signal handler finding
+        # its own thread here must not wait for the lock (it would wait for itself).
+        self._holders: set[int] = set()
         self._loop = Loop()  # opened on the loop: the thread wakes it through the seam
         self._wakeup = self._loop.new_wakeup()
         self._last_progress = 0.0
@@ -42,6 +45,7 @@ class ThreadedFdStream(FdStream):
         )
         self._thread.start()
 
+    @keyboard_interrupt_safe
     def _submit_locked(self, data: bytes | bytearray) -> int:
         """Queue ``data`` for the thread (lock held); returns the offset it ends at."""
         if self.done == self.submitted:  # idle until now: the stall clock starts here
@@ -86,11 +90,22 @@ class ThreadedFdStream(FdStream):
         # One hand-off per batch, never per event; a closed loop has nobody waiting.
         self._loop.call_soon_threadsafe(self._wakeup.set)
 
-    async def send(self, item: bytes) -> None:
+    @keyboard_interrupt_safe
+    def submit(self, data: bytes | bytearray) -> int:
         if self.error is not None:
             raise self.error
-        with self._cond:
-            target = self._submit_locked(item)
+        me = threading.get_ident()
+        self._holders.add(me)  # before the lock is taken, until after it is released
+        try:
+            with self._cond:
+                return self._submit_locked(data)
+        finally:
+            self._holders.discard(me)
+
+    def reentered(self) -> bool:
+        return threading.get_ident() in self._holders
+
+    async def wait_sent(self, target: int) -> None:
         while True:
             if self.error is not None:
                 raise self.error
@@ -101,37 +116,45 @@ class ThreadedFdStream(FdStream):
                 raise TimeoutError(f"no progress for {idle:.1f} s")
             await self._wakeup.wait(self.stall_timeout - idle)
 
+    @keyboard_interrupt_safe
     def send_sync(self, data: bytes | bytearray, deadline: float) -> bool:
-        if self.error is not None:
-            return False
-        # Bounded: in a signal handler that interrupted this thread while it held the lock,
-        # waiting forever would deadlock; by the deadline we give up instead.
-        if not self._cond.acquire(timeout=max(0.0, deadline - time.monotonic())):
-            return False
+        me = threading.get_ident()
+        if self.error is not None or me in self._holders:
+            return False  # re-entered: the caller was to check reentered() first
+        self._holders.add(me)
         try:
-            if self._closed:
-                return False
-            target = self._submit_locked(data)
-            return (
-                self._cond.wait_for(
-                    lambda: self.done >= target or self.error is not None,
-                    timeout=max(0.0, deadline - time.monotonic()),
+            # Not bounded by the deadline: only another thread can hold the lock here (this
+            # one is not inside), and none blocks while holding it. Giving up would leave
+            # the data in nobody's hands.
+            with self._cond:
+                if self._closed:
+                    return False
+                target = self._submit_locked(data)
+                return (
+                    self._cond.wait_for(
+                        lambda: self.done >= target or self.error is not None,
+                        timeout=max(0.0, deadline - time.monotonic()),
+                    )
+                    and self.error is None
                 )
-                and self.error is None
-            )
         finally:
-            self._cond.release()
+            self._holders.discard(me)
 
     async def aclose(self) -> None:
         if self._closed:
             return
-        with self._cond:
-            self._closed = True
-            # What the thread has not started is not written: the books count only what it
-            # finished (a shutdown whose time ran out, a failure).
-            while len(self._pending) > (1 if self._writing else 0):
-                self._pending.pop()
-            self._cond.notify_all()
+        me = threading.get_ident()
+        self._holders.add(me)
+        try:
+            with self._cond:
+                self._closed = True
+                # What the thread has not started is not written: the books count only what
+                # it finished (a shutdown whose time ran out, a failure).
+                while len(self._pending) > (1 if self._writing else 0):
+                    self._pending.pop()
+                self._cond.notify_all()
+        finally:
+            self._holders.discard(me)
         deadline = time.monotonic() + 1.0
         while self._writing and time.monotonic() < deadline:  # noqa: ASYNC110 - a thread's flag
             await anyio.sleep(0.005)

@@ -1,0 +1,111 @@
+"""A destination stuck in a way no cancel reaches still fails on time, and the process ends."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import anyio
+import anyio.abc
+import pytest
+
+import alog
+
+from .conftest import RunScript
+
+_STUCK = """
+    import asyncio, sys, time
+    import anyio, anyio.abc
+    import alog
+
+    class Stuck(anyio.abc.ByteSendStream):
+        async def send(self, item: bytes) -> None:
+            await anyio.to_thread.run_sync(time.sleep, 1000)  # not abandonable by a cancel
+        async def send_eof(self) -> None: ...
+        async def aclose(self) -> None: ...
+
+    async def main() -> None:
+        log = alog.get_logger("app")
+        async with alog.run(Stuck(), write_timeout=1.0):
+            while True:
+                log.info("tick")
+                await asyncio.sleep(0.01)
+
+    {runner}
+"""
+
+
+@pytest.mark.parametrize(
+    "runner",
+    [
+        pytest.param("asyncio.run(main())", id="asyncio"),
+        pytest.param("import uvloop; uvloop.run(main())", id="uvloop"),
+    ],
+)
+def test_a_send_stuck_in_a_worker_thread_fails_within_write_timeout(
+    run_script: RunScript, runner: str
+) -> None:
+    """The review saw no stderr line and no exit, for ever; now: one line, status 1, soon."""
+    started = time.monotonic()
+    result = run_script(_STUCK.format(runner=runner), timeout=30)
+    elapsed = time.monotonic() - started
+    stderr = result.stderr.decode()
+    assert result.returncode == 1, stderr
+    (line,) = [line for line in stderr.splitlines() if line.startswith("alog:")]
+    assert "no progress writing to" in line, stderr
+    assert "Traceback" not in stderr
+    assert elapsed < 1.0 + 2.0 + 4.0  # write_timeout, the exit watch's grace, start-up
+
+
+class _Stuck(anyio.abc.ByteSendStream):
+    def __init__(self, release: threading.Event) -> None:
+        self.release = release
+
+    async def send(self, item: bytes) -> None:
+        await anyio.to_thread.run_sync(self.release.wait)
+
+    async def send_eof(self) -> None:
+        return None
+
+    async def aclose(self) -> None:
+        return None
+
+
+class _Optional:
+    required = False
+
+    def __init__(self, release: threading.Event) -> None:
+        self.release = release
+
+    async def open(self) -> anyio.abc.ByteSendStream:
+        return _Stuck(self.release)
+
+    def __repr__(self) -> str:
+        return "stuck"
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_an_optional_stuck_destination_is_given_up_and_counted(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """required=False: the app keeps logging to the file; the stuck one counts its losses."""
+    release = threading.Event()
+    path = tmp_path / "main.log"
+    log = alog.get_logger("app")
+    try:
+        async with alog.run(alog.File(path), _Optional(release), write_timeout=0.5) as pipeline:
+            started = time.monotonic()
+            while pipeline.statistics().destinations[1].state != "retrying":
+                assert time.monotonic() - started < 5, "never given up"
+                log.info("tick")
+                await anyio.sleep(0.01)
+            log.info("after")
+    finally:
+        release.set()  # let the abandoned worker thread end with the test
+    stuck = pipeline.statistics().destinations[1]
+    assert stuck.last_error is not None
+    assert "no progress writing to stuck" in stuck.last_error
+    assert stuck.written == 0
+    assert '"msg":"after"' in path.read_text()
+    assert capfd.readouterr().err.count("alog: optional destination stuck failed") == 1
