@@ -137,6 +137,7 @@ class EventQueue:
         # A read takes at most this much into flight: what is in flight cannot be evicted,
         # so under drop_oldest three quarters of a stalled queue stay evictable.
         self._read_limit = max(1, min(self._share, max_bytes // 4))
+        self._read_events = max(1, max_events // 4 if readers == 1 else max_events // readers)
 
         self._encoder = new_encoder()
         self._encode_into = self._encoder.encode_into
@@ -602,16 +603,20 @@ class EventQueue:
         """
         position = self._read_pos[reader]
         chunks: list[Chunk] = []
-        size = 0
+        size = count = 0
         upto = self._next_seq
         for chunk in self._chunks:
             if chunk.start < position:
                 continue
-            if chunks and size + len(chunk.data) > self._read_limit:
+            if chunks and (
+                size + len(chunk.data) > self._read_limit
+                or count + chunk.events > self._read_events
+            ):
                 upto = chunk.start
                 break
             chunks.append(chunk)
             size += len(chunk.data)
+            count += chunk.events
         self._read_pos[reader] = upto
         return chunks, upto
 

@@ -599,12 +599,6 @@ async def test_drop_oldest_keeps_the_newest_across_the_loop_thread_boundary(
     assert set(range(19_500, 20_000)) <= set(_seqs(events, "old")), "the newest old ones too"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="with one destination the reader's share is all of max_bytes/max_events, so a "
-    "writer that wakes after a burst takes the whole queue in flight; on a stall nothing is "
-    "evictable and drop_oldest refuses every new event (EventQueue._unread has no batch cap)",
-)
 @pytest.mark.parametrize("new_side", ["loop", "thread"])
 async def test_drop_oldest_keeps_the_newest_when_a_burst_went_in_flight(
     fifo: StalledFifo, new_side: str
