@@ -221,47 +221,45 @@ class EventQueue:
             self._put_reentrant(event, levelno)
             return
         self._busy = True  # a section (see the module's docstring), marked before _open is read
+        start = -1
+        counted = False
         buf = self._open
-        if len(buf) >= self._byte_limit or self._open_events >= self._event_limit:
-            if not self._make_room():
-                self._busy = False
-                return
-            buf = self._open
-        start = len(buf)
         try:
-            self._encode_into(event, buf, -1)
-            if len(buf) - start > self.max_event_bytes:
-                raise ValueError("event larger than max_event_bytes")  # noqa: TRY301
-        except Exception:  # noqa: BLE001 - bad values: the fallback encoder replaces them
-            # A failed encode_into can leave bytes (newlines among them) past ``start``.
-            del buf[start:]
+            if len(buf) >= self._byte_limit or self._open_events >= self._event_limit:
+                if not self._make_room():
+                    return
+                buf = self._open
+            start = len(buf)
             try:
-                line = encode_fallback(self._encoder, event, self.max_event_bytes)
-            except BaseException:  # Ctrl-C in a __repr__ the fallback calls again
-                self._interrupted_put()
-                raise
-            buf += line
-            self._encode_fallbacks += 1
+                self._encode_into(event, buf, -1)
+                if len(buf) - start > self.max_event_bytes:
+                    raise ValueError("event larger than max_event_bytes")  # noqa: TRY301
+            except Exception:  # noqa: BLE001 - bad values: the fallback encoder replaces them
+                # A failed encode_into can leave bytes (newlines among them) past ``start``.
+                del buf[start:]
+                buf += encode_fallback(self._encoder, event, self.max_event_bytes)
+                self._encode_fallbacks += 1
+            buf.append(_NEWLINE)
+            if not self._open_events:
+                self._open_since = _counter()  # sealing keeps the order chunks were begun in
+            self._open_events += 1
+            counted = True
+            if self._open_levels is not None:
+                self._open_levels.append(min(levelno, 65535))
         except BaseException:
-            del buf[start:]  # Ctrl-C inside a __repr__: no partial line, ever
-            self._interrupted_put()
+            # Ctrl-C inside a __repr__, or (trio raises it where it lands) anywhere in this
+            # section: no partial line, ever, and the event is counted.
+            if not counted:
+                if start >= 0:
+                    del buf[start:]
+                self._interrupted += 1
+                self._note_loss()
             raise
-        buf.append(_NEWLINE)
-        if not self._open_events:
-            self._open_since = _counter()  # sealing keeps the order chunks were begun in
-        self._open_events += 1
-        if self._open_levels is not None:
-            self._open_levels.append(min(levelno, 65535))
-        self._busy = False
+        finally:
+            self._busy = False
         if self.sleeping:
             self.sleeping = False
             self._wake()
-
-    def _interrupted_put(self) -> None:
-        """The loop's put, cut short by a BaseException: count the event, leave the section."""
-        self._interrupted += 1
-        self._note_loss()
-        self._busy = False
 
     def _encode_alone(self, event: dict[str, object]) -> bytes:
         try:
