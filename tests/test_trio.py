@@ -463,6 +463,44 @@ def test_ctrl_c_drains_what_was_queued_then_raises(run_script: RunScript, tmp_pa
     assert f"written={len(output.splitlines())}" in stderr, "the books match the file"
 
 
+def test_ctrl_c_landing_in_a_writer_task_still_drains_everything(
+    run_script: RunScript, tmp_path: Path
+) -> None:
+    """trio raises Ctrl-C wherever it lands, a writer task included: the writer must go on
+    draining, and the KeyboardInterrupt reach the app at its next checkpoint instead."""
+    script = """
+        import signal, sys, anyio, trio, alog
+        from alog import _queue
+        armed = [False]
+        def len_where_ctrl_c_lands(obj):  # the queue's read calls len(), in the writer task
+            if armed[0] and trio.lowlevel.current_task().name.endswith("_run_writer"):
+                armed[0] = False
+                signal.raise_signal(signal.SIGINT)
+            return len(obj)
+        _queue.len = len_where_ctrl_c_lands
+        async def main():
+            log = alog.get_logger("app")
+            pipeline = alog.run(alog.File(sys.argv[1]), max_events=200_000)
+            try:
+                async with pipeline:
+                    for i in range(50_000):
+                        log.info("queued", i=i)
+                    armed[0] = True
+                    await trio.sleep(5)
+            finally:
+                stats = pipeline.statistics()
+                sys.stderr.write(f"accepted={stats.accepted} written={stats.written}\\n")
+        anyio.run(main, backend="trio")
+    """
+    path = tmp_path / "out.log"
+    result = run_script(script, args=(str(path),))
+    stderr = result.stderr.decode()
+    assert result.returncode != 0
+    assert stderr.rstrip().endswith("KeyboardInterrupt"), stderr
+    assert "accepted=50000 written=50000" in stderr
+    assert _numbers(path.read_bytes()) == list(range(50_000))
+
+
 def test_sigterm_opt_in_drains_and_exits_normally(run_script: RunScript) -> None:
     """handle_sigterm=True under trio: the body is cancelled, the queue drained, status 0."""
     script = """

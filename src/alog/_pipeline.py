@@ -35,7 +35,7 @@ with contextlib.suppress(ImportError):
     import anyio._backends._asyncio
 
 from . import _levels, _logger, _state
-from ._backend import Loop
+from ._backend import Loop, keyboard_interrupt_safe
 from ._destinations import Stdout, check_destination, destination_options
 from ._exceptions import WriterFailed
 from ._fields import protect_core_keys, stamp_now
@@ -172,6 +172,7 @@ class Pipeline:
 
     # -- levels ---------------------------------------------------------------------------
 
+    @keyboard_interrupt_safe
     def set_level(self, level: str | int, *, logger: str | None = None) -> None:
         """Change the default threshold, or one logger's (and its children's); any thread.
 
@@ -189,6 +190,7 @@ class Pipeline:
 
     # -- life -----------------------------------------------------------------------------
 
+    @keyboard_interrupt_safe
     async def __aenter__(self) -> Pipeline:
         if self._entered:
             raise RuntimeError("a pipeline can be run only once; call alog.run() again")
@@ -289,6 +291,7 @@ class Pipeline:
         for scope in self._scopes:
             scope.cancel()
 
+    @keyboard_interrupt_safe
     async def __aexit__(
         self,
         exc_type: type[BaseException] | None,
@@ -304,6 +307,7 @@ class Pipeline:
         finally:
             self._finish()
 
+    @keyboard_interrupt_safe
     def _begin_close(self) -> None:
         """Stop taking events, and let the writers drain what was queued, within the timeout."""
         if self._state != "running":
@@ -326,6 +330,7 @@ class Pipeline:
             _state.pipeline = None
             _logger.configure(0, {})
 
+    @keyboard_interrupt_safe
     def _finish(self) -> None:
         self._uninstall_sink()
         if self._state != "failed":
@@ -337,6 +342,7 @@ class Pipeline:
             self._sigterm.uninstall()
             self._sigterm = None
 
+    @keyboard_interrupt_safe
     async def _run_writer(
         self, writer: DestinationWriter, *, task_status: anyio.abc.TaskStatus[None]
     ) -> None:
@@ -395,6 +401,7 @@ class Pipeline:
         self._failure = final
         return final
 
+    @keyboard_interrupt_safe
     async def _report_losses_while_running(self) -> None:
         assert self._queue is not None
         while True:
@@ -474,6 +481,7 @@ class Pipeline:
             state=self._state,
         )
 
+    @keyboard_interrupt_safe
     def flush(self, timeout: float = 5.0) -> FlushResult:
         """Write what is queued, waiting at most ``timeout`` seconds; from any thread.
 
@@ -512,6 +520,7 @@ class Pipeline:
                 progress.thread_waiting(-1)
         return self._result(target, before, deadline)
 
+    @keyboard_interrupt_safe
     async def aflush(self, timeout: float = 5.0) -> FlushResult:
         """Wait (at most ``timeout`` seconds) until what is queued now is written."""
         seconds = _wait_seconds(timeout)

@@ -40,6 +40,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Final
 
+from ._backend import keyboard_interrupt_safe
 from ._encoding import encode_fallback, new_encoder
 from ._fields import stamp_now, timestamp
 from .typing import Overflow
@@ -212,6 +213,7 @@ class EventQueue:
 
     # -- put --------------------------------------------------------------------------------
 
+    @keyboard_interrupt_safe
     def put(self, event: dict[str, object], levelno: int) -> None:
         """Queue one event; from any thread; never raises an ``Exception``."""
         if _get_ident() != self._loop_thread:
@@ -225,6 +227,9 @@ class EventQueue:
         counted = False
         buf = self._open
         try:
+            if self._thread_events:
+                self._seal_in_order()
+                buf = self._open
             if len(buf) >= self._byte_limit or self._open_events >= self._event_limit:
                 if not self._make_room():
                     return
@@ -260,6 +265,17 @@ class EventQueue:
         if self.sleeping:
             self.sleeping = False
             self._wake()
+
+    def _seal_in_order(self) -> None:
+        """Loop thread, in put: other threads' finished lines are sealed before this one.
+
+        So a line logged on the loop after another thread's call returned (an awaited
+        ``to_thread`` that logged, say) is written after it, whatever the writers' timing:
+        a later seal would put the loop's open chunk (this line) before the threads' one.
+        """
+        with self._section():
+            self._seal_open_chunks()
+            self._set_limits()
 
     def _encode_alone(self, event: dict[str, object]) -> bytes:
         try:

@@ -479,6 +479,8 @@ class DestinationWriter:
         try:
             read = self.queue.read if from_loop else self.queue.read_from_thread
             while time.monotonic() < deadline:
+                if stream.reentered():
+                    break  # a handler inside the stream's own code: the writer task sends it
                 chunks, upto = read(self.reader)
                 if not chunks and upto <= self._position:
                     stream.send_sync(b"", deadline)  # finish what the writer task has in flight
