@@ -15,6 +15,7 @@ import anyio.to_thread
 import pytest
 
 import alog
+from alog._pipeline import _LONGEST_WAIT, _wait_seconds
 
 from .conftest import RunScript, read_events
 
@@ -256,3 +257,18 @@ def test_flushes_from_a_signal_storm_never_tear_a_line(
     assert sorted(numbers) == list(range(100_000))
     flushes = int(result.stderr.split(b"flushes=")[1].split()[0])
     assert flushes > 10
+
+
+@pytest.mark.parametrize(
+    ("timeout", "seconds"),
+    [
+        (10**400, _LONGEST_WAIT),
+        (float("inf"), _LONGEST_WAIT),
+        (float("nan"), 0.0),
+        (-1, 0.0),
+        (2.5, 2.5),
+    ],
+)
+def test_any_timeout_becomes_a_wait_that_cannot_overflow(timeout: object, seconds: float) -> None:
+    """A huge int means 'wait long', not 'do not wait'; nothing a user passes can raise."""
+    assert _wait_seconds(timeout) == seconds

@@ -73,7 +73,9 @@ def _wait_seconds(timeout: object) -> float:
     """Any timeout a user may pass, as seconds to wait: never raises (NaN, inf, junk...)."""
     try:
         seconds = float(timeout)  # type: ignore[arg-type]
-    except (TypeError, ValueError, OverflowError):
+    except OverflowError:  # an int too large for a float: as long as we ever wait
+        return _LONGEST_WAIT
+    except (TypeError, ValueError):
         return 0.0
     if math.isnan(seconds) or seconds <= 0:
         return 0.0
@@ -155,7 +157,6 @@ class Pipeline:
         self._task_group: anyio.abc.TaskGroup | None = None
         self._scopes: list[anyio.CancelScope] = []
         self._sigterm: SigtermHandler | None = None
-        self._failure: WriterFailed | None = None
 
     def __repr__(self) -> str:
         names = ", ".join(repr(destination) for destination in self.destinations)
@@ -398,7 +399,6 @@ class Pipeline:
         if not failed.writes_to_stderr():
             to_stderr(f"alog: {final}; the application is being stopped")
             said_once(final)
-        self._failure = final
         return final
 
     @keyboard_interrupt_safe

@@ -594,10 +594,6 @@ class EventQueue:
 
     # -- the writers' side ------------------------------------------------------------------
 
-    def can_read(self) -> bool:
-        """Loop thread: is it safe to read now (not inside a put this thread interrupted)?"""
-        return not self._busy
-
     def read(self, reader: int) -> tuple[list[Chunk], int]:
         """Loop thread: the chunks ``reader`` has not read, and the sequence number after them.
 
@@ -654,10 +650,6 @@ class EventQueue:
                 self._sealed_events -= chunk.events
                 self._sealed_bytes -= len(chunk.data)
             self._set_limits()
-
-    def pending_for(self, reader: int) -> bool:
-        """Is there anything ``reader`` has not read (sealed or not)?"""
-        return self._read_pos[reader] < self._next_seq or self._held_events() > self._sealed_events
 
     def park(self) -> bool:
         """A writer is about to sleep: True if it may (nothing queued), and the next put wakes."""
