@@ -261,7 +261,7 @@ class Pipeline:
         self._task_group = task_group
         task_group.start_soon(self._report_losses_while_running)
         self._state = "running"
-        _state.sink = self._intake
+        _state.install(self._intake)
         _logger.configure(self.level, self.loggers)
         atexit.register(self._at_exit)
         if self.handle_sigterm:
@@ -327,7 +327,7 @@ class Pipeline:
 
     def _uninstall_sink(self) -> None:
         if _state.pipeline is self:
-            _state.sink = _state.fallback
+            _state.install(_state.fallback)
             _state.pipeline = None
             _logger.configure(0, {})
 
@@ -559,7 +559,7 @@ def _forget_pipeline_in_child() -> None:
     pipeline = _state.pipeline
     if pipeline is None:
         return
-    _state.sink = _state.fallback
+    _state.install(_state.fallback)
     _state.pipeline = None
     _logger.configure(0, {})
     pipeline._forked()

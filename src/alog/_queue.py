@@ -111,6 +111,59 @@ class QueueStatistics:
 class EventQueue:
     """Encoded events waiting for the writers, capped in count and bytes."""
 
+    __slots__ = (
+        "_busy",
+        "_byte_limit",
+        "_chunk_bytes",
+        "_chunk_events",
+        "_chunks",
+        "_done_pos",
+        "_encode_fallbacks",
+        "_encode_into",
+        "_encoder",
+        "_event_limit",
+        "_evicted",
+        "_internal",
+        "_interrupted",
+        "_last_report",
+        "_lock",
+        "_lock_owner",
+        "_loop_thread",
+        "_losses_reported",
+        "_next_seq",
+        "_open",
+        "_open_events",
+        "_open_levels",
+        "_open_since",
+        "_other_encoder",
+        "_peak_bytes",
+        "_peak_events",
+        "_read_events",
+        "_read_limit",
+        "_read_pos",
+        "_rejected",
+        "_reports",
+        "_sealed_bytes",
+        "_sealed_events",
+        "_share",
+        "_side",
+        "_thread_events",
+        "_thread_levels",
+        "_thread_open",
+        "_thread_since",
+        "_track_levels",
+        "_wake",
+        "_wake_threadsafe",
+        "closed",
+        "first_loss",
+        "last_loss",
+        "max_bytes",
+        "max_event_bytes",
+        "max_events",
+        "overflow",
+        "sleeping",
+    )
+
     def __init__(
         self,
         *,
@@ -227,10 +280,9 @@ class EventQueue:
         counted = False
         buf = self._open
         try:
-            if self._thread_events:
-                self._seal_in_order()
-                buf = self._open
             if len(buf) >= self._byte_limit or self._open_events >= self._event_limit:
+                # The one check on the fast path: full, closed, or other threads' lines to
+                # seal before this one (they zero the limit, see _set_limits).
                 if not self._make_room():
                     return
                 buf = self._open
@@ -248,7 +300,7 @@ class EventQueue:
             if not self._open_events:
                 self._open_since = _counter()  # sealing keeps the order chunks were begun in
             self._open_events += 1
-            counted = True
+            counted = True  # no check for signals between these two: counted means kept
             if self._open_levels is not None:
                 self._open_levels.append(min(levelno, 65535))
         except BaseException:
@@ -265,17 +317,6 @@ class EventQueue:
         if self.sleeping:
             self.sleeping = False
             self._wake()
-
-    def _seal_in_order(self) -> None:
-        """Loop thread, in put: other threads' finished lines are sealed before this one.
-
-        So a line logged on the loop after another thread's call returned (an awaited
-        ``to_thread`` that logged, say) is written after it, whatever the writers' timing:
-        a later seal would put the loop's open chunk (this line) before the threads' one.
-        """
-        with self._section():
-            self._seal_open_chunks()
-            self._set_limits()
 
     def _encode_alone(self, event: dict[str, object]) -> bytes:
         try:
@@ -328,9 +369,8 @@ class EventQueue:
             ):
                 self._seal_thread_chunk()
                 self._set_limits()
-            else:  # what the loop's open chunk may still take, without recounting everything
-                self._byte_limit -= size
-                self._event_limit -= 1
+            else:  # the loop's next put seals this line first, and recounts its room
+                self._event_limit = 0
             wake = self.sleeping
             if wake:
                 self.sleeping = False  # one hand-off wakes the writers; later calls need none
@@ -384,7 +424,13 @@ class EventQueue:
         )
 
     def _make_room(self) -> bool:
-        """Loop thread: the open chunk reached its limit; seal it, or apply the policy."""
+        """Loop thread, in put: seal what is open (other threads' lines first), make room.
+
+        The open chunk reached its limit, or other threads have lines waiting: a line
+        logged on the loop after another thread's call returned (an awaited ``to_thread``
+        that logged, say) is so written after it, whatever the writers' timing. False if
+        the event is refused (counted).
+        """
         with self._section():
             if self.closed:
                 self._rejected += 1
@@ -529,7 +575,10 @@ class EventQueue:
         others_bytes = self._held_bytes() - len(self._open)
         others_events = self._held_events() - self._open_events
         self._byte_limit = min(self._chunk_bytes, self.max_bytes - others_bytes)
-        self._event_limit = min(self._chunk_events, self.max_events - others_events)
+        # Other threads' open lines: the loop's next put seals them before its own.
+        self._event_limit = (
+            0 if self._thread_events else min(self._chunk_events, self.max_events - others_events)
+        )
 
     # -- sealing ----------------------------------------------------------------------------
 
