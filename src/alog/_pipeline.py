@@ -224,6 +224,7 @@ class Pipeline:
             loop_thread=loop.thread_ident,
             wake=wake_writers,
             wake_threadsafe=wake_writers_threadsafe,
+            run_on_loop=loop.call_soon_threadsafe,
         )
         self._writers = [
             DestinationWriter(
