@@ -119,6 +119,9 @@ class DestinationWriter:
         self._writing_here = False
         self._retry_at = 0.0
         self._retry_delay = RETRY_FIRST
+        # Said on stderr and as an event, until the destination writes again: a reopen that
+        # succeeds but never delivers is the same failure, not a new one.
+        self._announced = False
         self.written = 0
         self.filtered = 0
         self.dropped = 0
@@ -305,8 +308,8 @@ class DestinationWriter:
     async def _send_custom(self, stream: anyio.abc.ByteSendStream, data: bytes) -> None:
         """A user's stream: its send may hang in ways no cancel reaches (a worker thread).
 
-        Under asyncio it runs as a detached task that the writer gives up on after
-        ``write_timeout``, so the failure happens on time whatever the send is stuck in.
+        It runs as a detached task (a system task under trio) that the writer gives up on
+        after ``write_timeout``, so the failure happens on time whatever the send is stuck in.
         """
         if self._loop is None:
             self._loop = Loop()
@@ -326,20 +329,16 @@ class DestinationWriter:
                 finished.set()
 
         task = spawn_detached(self._loop, attempt())
-        if task is None:  # trio: no task can be abandoned; a cancellable send still times out
-            with anyio.fail_after(self.write_timeout):
-                await stream.send(data)
-            return
         try:
             while not outcome:
                 if not await finished.wait(self.write_timeout) and not outcome:
                     abandon(task)
-                    if self.required:
-                        exit_if_stuck()
+                    exit_if_stuck(self._loop, self.name, task, status=1 if self.required else None)
                     raise TimeoutError(f"send did not return within {self.write_timeout:g} s")
         finally:
             if not task.done():
                 abandon(task)  # the writer itself was cancelled (shutdown deadline)
+                exit_if_stuck(self._loop, self.name, task, status=None)
         error = outcome[0]
         if error is not None:
             raise error
@@ -350,6 +349,7 @@ class DestinationWriter:
         done = stream.done if isinstance(stream, FdStream) else self._submitted
         ledger = self._ledger
         settled = None
+        written_before = self.written
         while ledger and ledger[0][0] <= done:
             _, events, seq, data = ledger.popleft()
             self.written += events
@@ -357,6 +357,9 @@ class DestinationWriter:
             settled = seq
         if settled is not None:
             self._settled = settled
+            if self._announced and self.written > written_before:  # a later failure is new
+                self._announced = False
+                self._retry_delay = RETRY_FIRST
             if threading.get_ident() == self._loop_thread or not self.queue.reentered():
                 self.queue.done(self.reader, settled)
             self._progress.notify()
@@ -406,11 +409,11 @@ class DestinationWriter:
         self._start_retrying(error, announce=True)
 
     def _start_retrying(self, error: BaseException, *, announce: bool) -> None:
-        first = self.state != "retrying"
         self.state = "retrying"
         self._retry_at = time.monotonic() + self._retry_delay * random.uniform(0.5, 1.0)  # noqa: S311
         self._retry_delay = min(RETRY_MAX, self._retry_delay * 2)
-        if announce and first:
+        if announce and not self._announced:
+            self._announced = True
             reason = _describe(error)
             to_stderr(
                 f"alog: optional destination {self.name} failed: {reason}; counting its losses"
@@ -440,8 +443,7 @@ class DestinationWriter:
             self._start_retrying(error, announce=False)
             return
         self.reopens += 1
-        self.state = "running"
-        self._retry_delay = RETRY_FIRST
+        self.state = "running"  # the backoff starts over once it writes again (settle)
 
     def abandon(self) -> int:
         """Shutdown ran out of time or the pipeline failed: count what is left as undelivered."""
