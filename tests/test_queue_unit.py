@@ -48,6 +48,7 @@ def make_queue(
     overflow: Overflow = "drop_newest",
     readers: int = 1,
     track_levels: bool = False,
+    run_on_loop: Callable[[Callable[[], None]], object] | None = None,
 ) -> EventQueue:
     wakes = wakes or Wakes()
     return EventQueue(
@@ -60,6 +61,7 @@ def make_queue(
         loop_thread=threading.get_ident(),
         wake=wakes.wake,
         wake_threadsafe=wakes.wake_threadsafe,
+        run_on_loop=run_on_loop,
     )
 
 
@@ -402,18 +404,7 @@ def test_drop_oldest_evicts_the_other_sides_events_to_take_new_ones(
 def test_a_thread_flood_asks_the_loop_to_seal_and_then_evicts_its_older_events_first() -> None:
     """Loop events older than a thread's flood go first, though sealed after it began."""
     asked: list[Callable[[], None]] = []
-    queue = EventQueue(
-        max_events=80,
-        max_bytes=1 << 24,
-        max_event_bytes=4096,
-        overflow="drop_oldest",
-        readers=1,
-        track_levels=False,
-        loop_thread=threading.get_ident(),
-        wake=Wakes().wake,
-        wake_threadsafe=Wakes().wake_threadsafe,
-        run_on_loop=asked.append,
-    )
+    queue = make_queue(max_events=80, overflow="drop_oldest", run_on_loop=asked.append)
     put_all(queue, "loop", [event(i, source="loop") for i in range(5)])
     put_all(queue, "thread", [event(i, source="thread") for i in range(100)])
     assert len(asked) == 1, "asked once, not per event"
@@ -431,18 +422,7 @@ def test_a_thread_flood_asks_the_loop_to_seal_and_then_evicts_its_older_events_f
 def test_a_seal_asked_for_while_the_loop_is_inside_a_put_waits_for_the_next_one() -> None:
     """The loop seals only outside its own sections: a request met inside one is skipped."""
     asked: list[Callable[[], None]] = []
-    queue = EventQueue(
-        max_events=80,
-        max_bytes=1 << 24,
-        max_event_bytes=4096,
-        overflow="drop_oldest",
-        readers=1,
-        track_levels=False,
-        loop_thread=threading.get_ident(),
-        wake=Wakes().wake,
-        wake_threadsafe=Wakes().wake_threadsafe,
-        run_on_loop=asked.append,
-    )
+    queue = make_queue(max_events=80, overflow="drop_oldest", run_on_loop=asked.append)
     put_all(queue, "loop", [event(0, source="loop")])
     put_all(queue, "thread", [event(i, source="thread") for i in range(100)])
     request = asked.pop()

@@ -14,7 +14,7 @@ import alog
 
 from .conftest import RunScript
 
-_STUCK = """
+_STUCK_STREAM = """
     import asyncio, sys, time
     import anyio, anyio.abc
     import alog
@@ -24,7 +24,11 @@ _STUCK = """
             await anyio.to_thread.run_sync(time.sleep, 1000)  # not abandonable by a cancel
         async def send_eof(self) -> None: ...
         async def aclose(self) -> None: ...
+"""
 
+_STUCK = (
+    _STUCK_STREAM
+    + """
     async def main() -> None:
         log = alog.get_logger("app")
         async with alog.run(Stuck(), write_timeout=1.0):
@@ -34,6 +38,7 @@ _STUCK = """
 
     {runner}
 """
+)
 
 RUNNERS = [
     pytest.param("asyncio.run(main())", id="asyncio"),
@@ -110,17 +115,9 @@ async def test_an_optional_stuck_destination_is_given_up_and_counted(
     assert capfd.readouterr().err.count("alog: optional destination stuck failed") == 1
 
 
-_OPTIONAL_STUCK = """
-    import asyncio, sys, time
-    import anyio, anyio.abc
-    import alog
-
-    class Stuck(anyio.abc.ByteSendStream):
-        async def send(self, item: bytes) -> None:
-            await anyio.to_thread.run_sync(time.sleep, 1000)  # not abandonable by a cancel
-        async def send_eof(self) -> None: ...
-        async def aclose(self) -> None: ...
-
+_OPTIONAL_STUCK = (
+    _STUCK_STREAM
+    + """
     class Optional:
         required = False
         async def open(self) -> anyio.abc.ByteSendStream:
@@ -140,6 +137,7 @@ _OPTIONAL_STUCK = """
 
     {runner}
 """
+)
 
 
 @pytest.mark.parametrize("runner", RUNNERS)
