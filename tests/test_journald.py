@@ -7,7 +7,10 @@ that cannot run it skips those tests and says why; in CI (``CI`` set) they must 
 
 from __future__ import annotations
 
+import array
+import fcntl
 import os
+import signal
 import socket
 import struct
 import sys
@@ -23,7 +26,7 @@ import pytest
 
 import alog
 from alog._destinations import journald as journald_module
-from alog._destinations.journald import field_name, priority_of
+from alog._destinations.journald import JournaldStream, _Counters, field_name, priority_of
 
 from ._journald import JournaldServer, unavailable
 
@@ -259,13 +262,22 @@ async def test_a_burst_is_stored_exactly_as_the_books_say(
     """Every event the books call written is an entry in the journal, in order, none twice."""
     name = ident(request)
     count = 20_000
-    async with alog.run(
-        alog.Journald(socket=server.socket, identifier=name), max_events=count + 10
-    ) as pipeline:
+    destination = alog.Journald(socket=server.socket, identifier=name)
+    async with alog.run(destination, max_events=count + 10) as pipeline:
         for i in range(count):
             log.info("burst", i=i)
             if i % 500 == 0:
                 await anyio.lowlevel.checkpoint()
+        assert destination.statistics().connected
+    assert destination.statistics() == alog.JournaldStatistics(
+        socket=str(server.socket),
+        connected=False,
+        entries=count,
+        memfd_entries=0,
+        refused=0,
+        reconnects=0,
+        last_error=None,
+    )
     stats = pipeline.statistics()
     entries = server.wait_for(name, count)
     assert stats.written + stats.dropped + stats.undelivered + stats.filtered == stats.accepted
@@ -465,6 +477,119 @@ async def test_an_optional_journald_comes_back(
 def _socket_queue_bound() -> int:
     """How many datagrams a Unix socket holds unread (``net.unix.max_dgram_qlen``), plus one."""
     return int(Path("/proc/sys/net/unix/max_dgram_qlen").read_text()) + 1
+
+
+def test_stdout_is_journal_compares_journal_stream_with_fd_1(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """$JOURNAL_STREAM names the stream systemd connected; a redirected stdout is not it."""
+    st = os.fstat(1)
+    monkeypatch.setenv("JOURNAL_STREAM", f"{st.st_dev}:{st.st_ino}")
+    assert alog.Journald.stdout_is_journal()
+    monkeypatch.setenv("JOURNAL_STREAM", f"{st.st_dev}:{st.st_ino + 1}")
+    assert not alog.Journald.stdout_is_journal()
+    monkeypatch.setenv("JOURNAL_STREAM", "garbage")
+    assert not alog.Journald.stdout_is_journal()
+    monkeypatch.delenv("JOURNAL_STREAM")
+    assert not alog.Journald.stdout_is_journal()
+
+
+async def test_a_stream_socket_is_refused_with_a_pointer(tmp_path: Path) -> None:
+    """journald's stdout socket is a stream socket: say which socket the native protocol uses."""
+    path = tmp_path / "stream"
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(str(path))
+    listener.listen()
+    try:
+        with pytest.raises(alog.WriterFailed, match="not a datagram socket"):
+            async with alog.run(alog.Journald(socket=path)):
+                pass
+    finally:
+        listener.close()
+
+
+def _line(msg: str, level: str = "info") -> bytes:
+    return msgspec.json.encode({"time": "t", "level": level, "logger": "l", "msg": msg}) + b"\n"
+
+
+def _receive(sock: socket.socket) -> bytes:
+    """One entry as journald gets it: a datagram, or a memfd passed with SCM_RIGHTS."""
+    fds = array.array("i")
+    data, ancillary, _, _ = sock.recvmsg(1 << 17, socket.CMSG_SPACE(fds.itemsize))
+    for level, kind, payload in ancillary:
+        assert (level, kind) == (socket.SOL_SOCKET, socket.SCM_RIGHTS)
+        fds.frombytes(payload[: len(payload) - len(payload) % fds.itemsize])
+    if not fds:
+        return data
+    assert data == b""
+    [fd] = fds
+    try:
+        assert fcntl.fcntl(fd, fcntl.F_GET_SEALS), "the memfd is sealed before it is passed"
+        os.lseek(fd, 0, os.SEEK_SET)
+        return os.read(fd, 1 << 22)
+    finally:
+        os.close(fd)
+
+
+async def test_stream_sends_one_entry_per_line_and_books_refusals(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The stream on its own: a datagram per line, a memfd past the size limit, refusals booked.
+
+    ``take_refused`` hands each refusal to the writer once, at the batch it belongs to.
+    """
+    monkeypatch.setattr(journald_module, "ENTRY_SIZE_MAX", 50_000)
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+    ours.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)  # a small datagram limit
+    ours.settimeout(0.25)
+    theirs.settimeout(5)
+    counters = _Counters()
+    stream = JournaldStream(
+        ours, "pair", identifier="unit", json_field=None, counters=counters, stall_timeout=5
+    )
+    try:
+        lines = [_line("a"), _line("y" * 60_000), _line("m" * 10_000, "error"), _line("z")]
+        ends = [stream.submit(line) for line in lines]
+        await stream.wait_sent(ends[-1])
+        assert stream.take_refused(ends[0]) == 0
+        assert stream.take_refused(ends[1]) == 1  # too large for journald: not sent
+        assert stream.take_refused(ends[-1]) == 0  # reported once
+        entries = [_receive(theirs) for _ in range(3)]
+    finally:
+        await stream.aclose()
+        theirs.close()
+    assert entries[0] == (
+        b"PRIORITY=6\nMESSAGE=a\nSYSLOG_IDENTIFIER=unit\nLEVEL=info\nTIME=t\nLOGGER=l\n"
+    )
+    assert b"MESSAGE=" + b"m" * 10_000 + b"\n" in entries[1]  # through a memfd
+    assert entries[1].startswith(b"PRIORITY=3\n")
+    assert entries[2].startswith(b"PRIORITY=6\nMESSAGE=z\n")
+    assert (counters.entries, counters.memfd_entries, counters.refused) == (3, 1, 1)
+
+
+async def test_a_stalled_journald_fails_after_write_timeout(
+    server: JournaldServer, request: pytest.FixtureRequest
+) -> None:
+    """journald stopped (SIGSTOP) fills its socket: no progress for write_timeout is a failure.
+
+    What the books call written is exactly what journald stores once it runs again.
+    """
+    name = ident(request)
+    assert server.process is not None
+    pipeline = alog.run(alog.Journald(socket=server.socket, identifier=name), write_timeout=1.0)
+    server.process.send_signal(signal.SIGSTOP)
+    try:
+        with pytest.raises(alog.WriterFailed, match="no progress"):
+            async with pipeline:
+                for i in range(500):
+                    log.info("stalled", i=i)
+                await anyio.sleep(10)
+    finally:
+        server.process.send_signal(signal.SIGCONT)
+    stats = pipeline.statistics()
+    assert stats.written + stats.dropped + stats.undelivered + stats.filtered == stats.accepted
+    assert stats.undelivered > 0
+    assert len(server.wait_for(name, stats.written)) == stats.written
 
 
 def test_binary_field_form_is_the_protocols() -> None:

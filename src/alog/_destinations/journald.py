@@ -198,6 +198,22 @@ class Journald:
             sock.close()
             raise
 
+    @staticmethod
+    def stdout_is_journal() -> bool:
+        """Is stdout already the journal (systemd's ``StandardOutput=journal``)?
+
+        systemd sets ``$JOURNAL_STREAM`` to ``device:inode`` of the stream it connected; this
+        compares it with fd 1, so a child whose stdout was redirected is not fooled.
+        """
+        device, colon, inode = os.environ.get("JOURNAL_STREAM", "").partition(":")
+        if not colon:
+            return False
+        try:
+            st = os.fstat(1)
+            return (st.st_dev, st.st_ino) == (int(device), int(inode))
+        except (OSError, ValueError):
+            return False
+
     def statistics(self) -> JournaldStatistics:
         """A snapshot of what this destination sent, refused and met."""
         c = self._counters
@@ -240,6 +256,14 @@ def _connect(path: str) -> _socket.socket:
         sock.close()
         raise ConnectionRefusedError(
             errno.ECONNREFUSED, f"journald is not listening on {path}"
+        ) from None
+    except OSError as error:
+        sock.close()
+        if error.errno != errno.EPROTOTYPE:
+            raise
+        raise OSError(
+            errno.EPROTOTYPE,
+            f"{path} is not a datagram socket (journald's native one is {DEFAULT_SOCKET})",
         ) from None
     except BaseException:
         sock.close()
