@@ -183,6 +183,32 @@ class JournaldServer:
         time.sleep(0.2)
         return self.entries(identifier)
 
+    def run_inside(
+        self, argv: list[str], *, cwd: Path, timeout: float = 60.0
+    ) -> subprocess.CompletedProcess[bytes]:
+        """Run a program that sees this journald at the default paths (its own namespace)."""
+        script = (
+            'mount --bind "$0/systemd" /run/systemd'
+            ' && [ -e /run/systemd/alog-test-marker ] && exec "$@"'
+        )
+        return subprocess.run(
+            [
+                "unshare",
+                "--mount",
+                "--propagation",
+                "private",
+                "sh",
+                "-c",
+                script,
+                str(self.root),
+                *argv,
+            ],
+            cwd=cwd,
+            capture_output=True,
+            timeout=timeout,
+            check=False,
+        )
+
     def close(self) -> None:
         self.stop()
         shutil.rmtree(self.root, ignore_errors=True)

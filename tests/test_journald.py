@@ -10,6 +10,7 @@ from __future__ import annotations
 import array
 import fcntl
 import os
+import re
 import signal
 import socket
 import struct
@@ -590,6 +591,27 @@ async def test_a_stalled_journald_fails_after_write_timeout(
     assert stats.written + stats.dropped + stats.undelivered + stats.filtered == stats.accepted
     assert stats.undelivered > 0
     assert len(server.wait_for(name, stats.written)) == stats.written
+
+
+DOCS = Path(__file__).resolve().parents[1] / "docs" / "journald.md"
+
+
+def test_the_docs_examples_run_against_journald(server: JournaldServer, tmp_path: Path) -> None:
+    """docs/journald.md's code runs as written, at the default socket, under `python -m app`."""
+    blocks = re.findall(r"```python\n(.*?)```", DOCS.read_text(), re.DOTALL)
+    assert len(blocks) == 2
+    for number, block in enumerate(blocks):
+        app = tmp_path / f"run{number}" / "app"
+        app.mkdir(parents=True)
+        (app / "__main__.py").write_text(block)
+        result = server.run_inside([sys.executable, "-m", "app"], cwd=app.parent)
+        assert result.returncode == 0, result.stderr.decode()
+    [entry] = server.wait_for("app", 1)
+    assert (entry["MESSAGE"], entry["METHOD"], entry["USER"]) == (
+        "request handled",
+        "GET",
+        '{"id":7}',
+    )
 
 
 def test_binary_field_form_is_the_protocols() -> None:
