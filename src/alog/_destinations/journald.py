@@ -60,7 +60,9 @@ _ANCHORS: Final = (
     (_levels.CRITICAL, b"2"),
 )
 
-OWN_FIELDS: Final = frozenset({"MESSAGE", "PRIORITY", "TIME", "LEVEL", "LOGGER"})
+OWN_FIELDS: Final = frozenset(
+    {"MESSAGE", "PRIORITY", "SYSLOG_IDENTIFIER", "TIME", "LEVEL", "LOGGER"}
+)
 """What alog sets from the core keys; a user's field of the same name gets ``FIELD_`` first."""
 
 _INVALID: Final = re.compile(r"[^A-Z0-9_]")
@@ -217,16 +219,17 @@ class Journald:
     def statistics(self) -> JournaldStatistics:
         """A snapshot of what this destination sent, refused and met."""
         c = self._counters
-        with c.lock:
-            return JournaldStatistics(
-                socket=self.socket,
-                connected=c.connected > 0,
-                entries=c.entries,
-                memfd_entries=c.memfd_entries,
-                refused=c.refused,
-                reconnects=c.reconnects,
-                last_error=c.last_error,
-            )
+        # Read without the lock (which only orders the writing threads): a signal handler
+        # may ask while this thread is inside a locked update.
+        return JournaldStatistics(
+            socket=self.socket,
+            connected=c.connected > 0,
+            entries=c.entries,
+            memfd_entries=c.memfd_entries,
+            refused=c.refused,
+            reconnects=c.reconnects,
+            last_error=c.last_error,
+        )
 
     def __repr__(self) -> str:
         parts = []
@@ -298,11 +301,11 @@ class JournaldStream(ThreadedFdStream):
         self._refused_at: deque[int] = deque()  # stream offsets of lines refused, not yet taken
         self._decoder = msgspec.json.Decoder()
         self._encoder = msgspec.json.Encoder()
+        self._away: OSError | None = None  # the error met while journald is gone
+        super().__init__(sock.fileno(), f"journald ({path})", stall_timeout=stall_timeout)
         with counters.lock:
             counters.connected += 1
         self._connected = True
-        self._away: OSError | None = None  # the error met while journald is gone
-        super().__init__(sock.fileno(), f"journald ({path})", stall_timeout=stall_timeout)
 
     # -- the thread -----------------------------------------------------------------------
 
@@ -320,9 +323,9 @@ class JournaldStream(ThreadedFdStream):
                     end = data.index(b"\n", offset) + 1
                     refused = not self._send_line(bytes(data[offset : end - 1]))
                     with self._cond:
+                        if refused:  # before done moves: whoever sees done sees the refusal
+                            self._refused_at.append(self.done + end - offset)
                         self.done += end - offset
-                        if refused:
-                            self._refused_at.append(self.done)
                         self._last_progress = time.monotonic()
                     offset = end
             except BaseException as error:  # noqa: BLE001 - handed to whoever waits
@@ -479,11 +482,13 @@ class JournaldStream(ThreadedFdStream):
     # -- the books ------------------------------------------------------------------------
 
     def take_refused(self, upto: int) -> int:
+        # No lock: the writer may call this from a signal handler that interrupted this
+        # stream's own locked code. One thread appends (in offset order), the writer pops.
         refused = 0
-        with self._cond:
-            while self._refused_at and self._refused_at[0] <= upto:
-                self._refused_at.popleft()
-                refused += 1
+        pending = self._refused_at
+        while pending and pending[0] <= upto:
+            pending.popleft()
+            refused += 1
         return refused
 
     async def aclose(self) -> None:
