@@ -12,6 +12,7 @@ and reads the journal files there with ``journalctl --directory``.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import shutil
@@ -63,6 +64,19 @@ def unavailable() -> str | None:
         return "a private mount namespace needs root"
     if not Path("/etc/systemd/journald.conf").exists():
         return "/etc/systemd/journald.conf is missing (nothing to bind the test's config over)"
+    return _namespaces_unavailable()
+
+
+@functools.cache
+def _namespaces_unavailable() -> str | None:
+    probe = subprocess.run(
+        ["unshare", "--mount", "--propagation", "private", "true"],
+        capture_output=True,
+        timeout=30,
+        check=False,
+    )
+    if probe.returncode != 0:
+        return f"no private mount namespace here: {probe.stderr.decode().strip()}"
     return None
 
 

@@ -308,6 +308,22 @@ async def test_an_entry_journald_would_drop_is_counted(
     assert "larger than journald accepts" in journald.last_error
 
 
+async def test_fields_past_journalds_count_limit_are_folded(
+    server: JournaldServer, request: pytest.FixtureRequest
+) -> None:
+    """journald ignores an entry of more than 1024 fields: the rest travel as one JSON field."""
+    name = ident(request)
+    many = {f"f{i}": i for i in range(1100)}
+    async with alog.run(alog.Journald(socket=server.socket, identifier=name)):
+        log.info("wide", **many)
+    [entry] = server.wait_for(name, 1)
+    fields = user_fields(entry)
+    assert len(fields) == journald_module.FIELD_COUNT_MAX + 1
+    extra = msgspec.json.decode(fields.pop("EXTRA_FIELDS"))
+    kept = {key: int(value) for key, value in fields.items() if key.startswith("F")}
+    assert {**{k.lower(): v for k, v in kept.items()}, **extra} == many
+
+
 async def test_level_keeps_lesser_events_out(
     server: JournaldServer, request: pytest.FixtureRequest
 ) -> None:
