@@ -576,11 +576,11 @@ async def test_stream_sends_one_entry_per_line_and_books_refusals(
         await stream.aclose()
         theirs.close()
     assert entries[0] == (
-        b"PRIORITY=6\nMESSAGE=a\nSYSLOG_IDENTIFIER=unit\nLEVEL=info\nTIME=t\nLOGGER=l\n"
+        b"PRIORITY=6\nLEVEL=info\nMESSAGE=a\nSYSLOG_IDENTIFIER=unit\nTIME=t\nLOGGER=l\n"
     )
     assert b"MESSAGE=" + b"m" * 10_000 + b"\n" in entries[1]  # through a memfd
     assert entries[1].startswith(b"PRIORITY=3\n")
-    assert entries[2].startswith(b"PRIORITY=6\nMESSAGE=z\n")
+    assert entries[2].startswith(b"PRIORITY=6\nLEVEL=info\nMESSAGE=z\n")
     assert (counters.entries, counters.memfd_entries, counters.refused) == (3, 1, 1)
 
 
@@ -632,6 +632,6 @@ def test_the_docs_examples_run_against_journald(server: JournaldServer, tmp_path
 
 def test_binary_field_form_is_the_protocols() -> None:
     """KEY, newline, 64-bit little-endian length, value, newline: the native protocol's form."""
-    parts: list[bytes] = []
-    journald_module._field(parts, b"BODY", "a\nb", msgspec.json.Encoder())
-    assert parts == [b"BODY\n" + struct.pack("<Q", 3) + b"a\nb\n"]
+    entry = bytearray()
+    journald_module._append(entry, b"BODY", "a\nb", msgspec.json.encode)
+    assert entry == b"BODY\n" + struct.pack("<Q", 3) + b"a\nb\n"

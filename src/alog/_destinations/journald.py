@@ -29,13 +29,16 @@ import time
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final, final
+from typing import TYPE_CHECKING, Final, final
 
 import anyio.to_thread
 import msgspec
 
 from .. import _levels
 from .threaded import ThreadedFdStream
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 DEFAULT_SOCKET: Final = "/run/systemd/journal/socket"
 
@@ -297,10 +300,13 @@ class JournaldStream(ThreadedFdStream):
         self._identifier = b"SYSLOG_IDENTIFIER=" + identifier.encode() + b"\n"
         self._json_field = json_field.encode() if json_field else None
         self._counters = counters
-        self._names: dict[str, bytes] = {}
+        # Keys repeat from event to event: their field names, bounded (and "time" and
+        # "logger" are alog's own, mapped here once).
+        self._names: dict[str, bytes] = {"time": b"TIME", "logger": b"LOGGER"}
+        self._heads: dict[object, bytes] = {}  # level name: its PRIORITY and LEVEL fields
         self._refused_at: deque[int] = deque()  # stream offsets of lines refused, not yet taken
         self._decoder = msgspec.json.Decoder()
-        self._encoder = msgspec.json.Encoder()
+        self._encode = msgspec.json.Encoder(enc_hook=str).encode
         self._away: OSError | None = None  # the error met while journald is gone
         super().__init__(sock.fileno(), f"journald ({path})", stall_timeout=stall_timeout)
         with counters.lock:
@@ -423,40 +429,56 @@ class JournaldStream(ThreadedFdStream):
             event = self._decoder.decode(line)
         except msgspec.DecodeError:
             event = None
-        if not isinstance(event, dict):  # not an alog line: still delivered, as a message
+        if type(event) is not dict:  # not an alog line: still delivered, as a message
             event = {"msg": line.decode("utf-8", "replace")}
-        parts: list[bytes] = []
         level = event.pop("level", None)
-        number = _level_number(level)
-        parts.append(b"PRIORITY=" + priority_of(number) + b"\n")
-        _field(parts, b"MESSAGE", event.pop("msg", ""), self._encoder)
+        head = self._heads.get(level)
+        if head is None:
+            head = self._head_for(level)
+        entry = bytearray(head)
+        _append(entry, b"MESSAGE", event.pop("msg", ""), self._encode)
         ident = event.pop("syslog_identifier", None)
-        if isinstance(ident, str) and ident and "\n" not in ident:
-            parts.append(b"SYSLOG_IDENTIFIER=" + ident.encode() + b"\n")
+        if type(ident) is str and ident and "\n" not in ident:
+            entry += b"SYSLOG_IDENTIFIER=" + ident.encode() + b"\n"
         else:
-            parts.append(self._identifier)
-        if level is not None:
-            _field(parts, b"LEVEL", level, self._encoder)
-        for key in ("time", "logger"):
-            if key in event:
-                _field(parts, key.upper().encode(), event.pop(key), self._encoder)
-        extra: dict[str, object] = {}
+            entry += self._identifier
+        names = self._names
+        encode = self._encode
+        room = FIELD_COUNT_MAX - 4  # after PRIORITY, LEVEL, MESSAGE and SYSLOG_IDENTIFIER
+        extra: dict[str, object] | None = None
         for key, value in event.items():
-            if len(parts) >= FIELD_COUNT_MAX:
+            if room <= 0:
+                if extra is None:
+                    extra = {}
                 extra[key] = value
                 continue
-            name = self._names.get(key)
+            room -= 1
+            name = names.get(key)
             if name is None:
                 name = self._name_for(key)
-            _field(parts, name, value, self._encoder)
-        if extra:
-            _field(parts, b"EXTRA_FIELDS", extra, self._encoder)
+            data = value.encode("utf-8", "surrogatepass") if type(value) is str else encode(value)
+            if b"\n" in data:
+                entry += name + b"\n" + _PACK_LENGTH(len(data))
+            else:
+                entry += name + b"="
+            entry += data
+            entry += b"\n"
+        if extra is not None:
+            _append(entry, b"EXTRA_FIELDS", extra, encode)
         if self._json_field is not None:
-            _field(parts, self._json_field, line.decode(), self._encoder)
-        entry = b"".join(parts)
+            _append(entry, self._json_field, line.decode(), encode)
         if len(entry) > ENTRY_SIZE_MAX:
             raise _Refused(f"an entry of {len(entry)} bytes is larger than journald accepts")
-        return entry
+        return bytes(entry)
+
+    def _head_for(self, level: object) -> bytes:
+        """``PRIORITY`` and ``LEVEL`` for a level name, kept for the next event at that level."""
+        head = bytearray(b"PRIORITY=" + priority_of(_level_number(level)) + b"\n")
+        if level is not None:
+            _append(head, b"LEVEL", level, self._encode)
+        if len(self._heads) < 256:
+            self._heads[level] = bytes(head)
+        return bytes(head)
 
     def _name_for(self, key: str) -> bytes:
         text = field_name(key)
@@ -518,15 +540,14 @@ def _level_number(level: object) -> int:
 _PACK_LENGTH: Final = struct.Struct("<Q").pack
 
 
-def _field(parts: list[bytes], name: bytes, value: object, encoder: msgspec.json.Encoder) -> None:
-    """Append one ``NAME=value`` field; the binary form when the value holds a newline."""
-    if isinstance(value, str):
-        data = value.encode("utf-8", "surrogatepass")
-    elif value is None or isinstance(value, bool | int | float | dict | list):
-        data = encoder.encode(value)
-    else:
-        data = str(value).encode()
+def _append(
+    entry: bytearray, name: bytes, value: object, encode: Callable[[object], bytes]
+) -> None:
+    """Add one ``NAME=value`` field; the binary form when the value holds a newline."""
+    data = value.encode("utf-8", "surrogatepass") if isinstance(value, str) else encode(value)
     if b"\n" in data:
-        parts.append(name + b"\n" + _PACK_LENGTH(len(data)) + data + b"\n")
+        entry += name + b"\n" + _PACK_LENGTH(len(data))
     else:
-        parts.append(name + b"=" + data + b"\n")
+        entry += name + b"="
+    entry += data
+    entry += b"\n"
