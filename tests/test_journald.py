@@ -584,6 +584,35 @@ async def test_stream_sends_one_entry_per_line_and_books_refusals(
     assert (counters.entries, counters.memfd_entries, counters.refused) == (3, 1, 1)
 
 
+async def test_stream_waits_for_a_journald_that_went_away() -> None:
+    """journald gone: not connected, the error kept, and after write_timeout a named failure."""
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+    ours.settimeout(0.25)
+    theirs.close()  # the peer is gone: sends are refused
+    counters = _Counters()
+    stream = JournaldStream(
+        ours,
+        "/nonexistent/journald.sock",
+        identifier="unit",
+        json_field=None,
+        counters=counters,
+        stall_timeout=0.5,
+    )
+    try:
+        target = stream.submit(_line("lost"))
+        with anyio.fail_after(0.3):
+            while counters.away == 0:  # noqa: ASYNC110 - set by the stream's thread
+                await anyio.sleep(0.01)
+        assert counters.connected == 1
+        with pytest.raises(ConnectionError, match="went away"):
+            await stream.wait_sent(target)
+        assert stream.done == 0
+        assert counters.last_error is not None
+    finally:
+        await stream.aclose()
+    assert (counters.connected, counters.away, counters.entries) == (0, 0, 0)
+
+
 async def test_a_stalled_journald_fails_after_write_timeout(
     server: JournaldServer, request: pytest.FixtureRequest
 ) -> None:

@@ -110,7 +110,7 @@ class JournaldStatistics:
     socket: str
     """The journald socket it sends to."""
     connected: bool
-    """Is a stream connected to journald now?"""
+    """Is a stream open to a journald that is there (not one reconnecting after it left)?"""
     entries: int
     """Entries journald's socket accepted."""
     memfd_entries: int
@@ -129,6 +129,7 @@ class _Counters:
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.connected = 0
+        self.away = 0  # of those, streams that found journald gone and are reconnecting
         self.entries = 0
         self.memfd_entries = 0
         self.refused = 0
@@ -226,7 +227,7 @@ class Journald:
         # may ask while this thread is inside a locked update.
         return JournaldStatistics(
             socket=self.socket,
-            connected=c.connected > 0,
+            connected=c.connected - c.away > 0,
             entries=c.entries,
             memfd_entries=c.memfd_entries,
             refused=c.refused,
@@ -365,6 +366,9 @@ class JournaldStream(ThreadedFdStream):
             except OSError as error:
                 if error.errno not in _GONE:
                     raise
+                if self._away is None:
+                    with self._counters.lock:
+                        self._counters.away += 1
                 if error.errno != errno.ENOTCONN or self._away is None:
                     self._away = error  # ENOTCONN only says the last reconnect failed
                     self._note_error(error)
@@ -379,14 +383,25 @@ class JournaldStream(ThreadedFdStream):
                 with self._counters.lock:
                     self._counters.reconnects += 1
                 continue
-            self._away = None
+            if self._away is not None:
+                self._away = None
+                with self._counters.lock:
+                    self._counters.away -= 1
             return True
 
     def _check_stalled(self, error: OSError) -> None:
         if self._closed:
             raise OSError(errno.ESHUTDOWN, "stream closed while journald was away") from error
         if time.monotonic() - self._last_progress >= self.stall_timeout:
+            if error is self._away:
+                raise self._gone(error)
             raise error
+
+    def _gone(self, away: OSError) -> ConnectionError:
+        """Not a slow journald but none at all: the failure says so, rather than "no progress"."""
+        gone = ConnectionError(away.errno, f"journald at {self._path} went away ({away.strerror})")
+        gone.__cause__ = away
+        return gone
 
     def _send(self, entry: bytes) -> None:
         try:
@@ -496,10 +511,7 @@ class JournaldStream(ThreadedFdStream):
             away = self._away
             if away is None:
                 raise
-            # Not a slow journald but none at all: say so, rather than "no progress".
-            raise ConnectionError(
-                away.errno, f"journald at {self._path} went away ({away.strerror})"
-            ) from stall
+            raise self._gone(away) from stall
 
     # -- the books ------------------------------------------------------------------------
 
@@ -521,6 +533,8 @@ class JournaldStream(ThreadedFdStream):
                 self._connected = False
                 with self._counters.lock:
                     self._counters.connected -= 1
+                    if self._away is not None:
+                        self._counters.away -= 1
             # The fd is the stream's to close (or to leave open under a stuck send): the
             # socket object must not close it a second time.
             self._sock.detach()
