@@ -64,6 +64,12 @@ def unavailable() -> str | None:
         return "a private mount namespace needs root"
     if not Path("/etc/systemd/journald.conf").exists():
         return "/etc/systemd/journald.conf is missing (nothing to bind the test's config over)"
+    try:
+        machine_id = Path("/etc/machine-id").read_text().strip()
+    except OSError:
+        machine_id = ""
+    if len(machine_id) != 32:
+        return "/etc/machine-id is missing or empty (journald needs it: systemd-machine-id-setup)"
     return _namespaces_unavailable()
 
 
