@@ -24,6 +24,7 @@ import anyio.lowlevel
 import anyio.to_thread
 import msgspec
 import pytest
+from blockbuster import blockbuster_ctx
 
 import alog
 from alog._destinations import journald as journald_module
@@ -306,6 +307,21 @@ async def test_an_entry_journald_would_drop_is_counted(
     assert journald.refused == 1
     assert journald.last_error is not None
     assert "larger than journald accepts" in journald.last_error
+
+
+async def test_logging_to_journald_never_blocks_the_event_loop(
+    server: JournaldServer, request: pytest.FixtureRequest
+) -> None:
+    """blockbuster fails the test if anything blocking runs on the loop: open, log, flush, close."""
+    name = ident(request)
+    with blockbuster_ctx():
+        async with alog.run(alog.Journald(socket=server.socket, identifier=name)) as pipeline:
+            for round_ in range(10):
+                for i in range(500):
+                    log.info("busy", i=i, round=round_, text="a\nb")
+                await anyio.lowlevel.checkpoint()
+            await pipeline.aflush(10)
+    assert len(server.wait_for(name, 5000)) == 5000
 
 
 async def test_fields_past_journalds_count_limit_are_folded(
