@@ -43,7 +43,8 @@ if TYPE_CHECKING:
 DEFAULT_SOCKET: Final = "/run/systemd/journal/socket"
 
 ENTRY_SIZE_MAX: Final = 768 * 1024 * 1024
-"""journald ignores an entry whose data is larger (``DATA_SIZE_MAX`` in systemd 252)."""
+"""Past this, journald ignores the entry without a word (systemd's ``DATA_SIZE_MAX`` for one
+field is 768 MiB and ``ENTRY_SIZE_MAX`` 770 MiB; the smaller is taken for the whole entry)."""
 
 FIELD_COUNT_MAX: Final = 1000
 """Fields per entry before the rest are folded into ``EXTRA_FIELDS`` (journald takes 1024)."""
