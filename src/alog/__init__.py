@@ -5,6 +5,8 @@ from __future__ import annotations
 from ._context import bound as bound
 from ._context import current_context as current_context
 from ._destinations import File as File
+from ._destinations import Journald as Journald
+from ._destinations import JournaldStatistics as JournaldStatistics
 from ._destinations import Stderr as Stderr
 from ._destinations import Stdout as Stdout
 from ._exceptions import AlogError as AlogError
@@ -23,6 +25,8 @@ __all__ = [
     "DestinationStatistics",
     "File",
     "FlushResult",
+    "Journald",
+    "JournaldStatistics",
     "Logger",
     "Pipeline",
     "Statistics",

@@ -351,8 +351,10 @@ class DestinationWriter:
         settled = None
         written_before = self.written
         while ledger and ledger[0][0] <= done:
-            _, events, seq, data = ledger.popleft()
-            self.written += events
+            end, events, seq, data = ledger.popleft()
+            refused = stream.take_refused(end) if isinstance(stream, FdStream) else 0
+            self.written += events - refused
+            self.undelivered += refused
             self.bytes_written += len(data)
             settled = seq
         if settled is not None:
@@ -381,7 +383,9 @@ class DestinationWriter:
             start = end - len(data)
             if done > start and events:
                 taken = data.count(b"\n", 0, done - start)
-                self.written += taken
+                refused = stream.take_refused(done) if isinstance(stream, FdStream) else 0
+                self.written += taken - refused
+                self.undelivered += refused
                 self.bytes_written += done - start
                 events -= taken
                 done = start  # only the first unfinished batch can be partly written

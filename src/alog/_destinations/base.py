@@ -71,6 +71,15 @@ class FdStream(anyio.abc.ByteSendStream):
         """
         raise NotImplementedError
 
+    def take_refused(self, upto: int) -> int:
+        """Events taken and finished before offset ``upto`` that the destination refused.
+
+        A stream that sends each line on its own (journald) can see one refused while the
+        rest of the batch goes through; the writer counts those as undelivered, not written.
+        Each refusal is reported once; the default stream refuses nothing.
+        """
+        return 0
+
     def reentered(self) -> bool:
         """Is this thread inside this stream's own code (a signal handler interrupted it)?
 
