@@ -8,10 +8,12 @@ from __future__ import annotations
 
 from .base import FdStream, check_destination, destination_options, open_destination
 from .fd import File, Stderr, Stdout
+from .file import FileStream
 
 __all__ = [
     "FdStream",
     "File",
+    "FileStream",
     "Stderr",
     "Stdout",
     "check_destination",
