@@ -325,6 +325,7 @@ class FileStream(ThreadedFdStream):
         """A newly opened file: who it is, how big, when its period ends."""
         self._identity = (status.st_dev, status.st_ino)
         self._size_base = status.st_size - self.done
+        self._next_watch = time.monotonic() + WATCH_EVERY  # just opened: it is the path's
         rotation = self.rotation
         if rotation is not None and rotation.every is not None:
             # Periods are aligned on the epoch (UTC): a file last written in an earlier
@@ -406,7 +407,6 @@ class FileStream(ThreadedFdStream):
         with contextlib.suppress(OSError):
             os.close(old)
         self._adopt(status)
-        self._next_watch = time.monotonic() + WATCH_EVERY
 
     def _rotate(self) -> None:
         rotation = self.rotation
