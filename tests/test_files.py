@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gzip
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -488,3 +489,17 @@ def test_a_second_process_rotating_the_same_file_is_refused(tmp_path: Path) -> N
         assert first.stderr is not None
         first.stderr.close()
     assert all(event["msg"] in ("working", "alog.sigterm") for event in read_events(path))
+
+
+DOCS = Path(__file__).parent.parent / "docs" / "files.md"
+
+
+@pytest.mark.parametrize(
+    "code", re.findall(r"```python\n(.*?)```", DOCS.read_text(), re.DOTALL), ids=["1", "2"]
+)
+def test_the_python_blocks_in_docs_files_run(code: str, tmp_path: Path) -> None:
+    """docs/files.md's examples are real (its own test: tests/test_docs.py lists its pages)."""
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, timeout=60, cwd=tmp_path, check=False
+    )
+    assert result.returncode == 0, result.stderr.decode()
