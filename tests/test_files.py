@@ -24,12 +24,13 @@ from typing import Any
 import anyio
 import anyio.lowlevel
 import pytest
+from blockbuster import blockbuster_ctx
 
 import alog
 from alog._destinations import file
 from alog._destinations.file import FileStream, Opened, open_file
 
-from .conftest import read_events
+from .conftest import RunScript, read_events
 
 
 def events_in(*paths: Path) -> list[dict[str, Any]]:
@@ -79,6 +80,52 @@ async def log_steadily(log: alog.Logger, start: int, stop: int, *, pause_every: 
         log.info("event", seq=seq, pad="x" * 40)
         if seq % pause_every == 0:
             await anyio.sleep(0.001)
+
+
+async def test_rotating_and_reopening_never_block_the_event_loop(tmp_path: Path) -> None:
+    """blockbuster fails the test if a reopen, a rotation or a gzip runs on the loop."""
+    rotating, moving = tmp_path / "rotating.log", tmp_path / "moving.log"
+    log = alog.get_logger("app")
+    files = alog.File(rotating, rotate_bytes=50_000, keep=2, compress=True), alog.File(moving)
+    async with alog.run(*files) as pipeline:
+        with blockbuster_ctx():
+            for round_ in range(6):
+                await log_steadily(log, round_ * 1000, round_ * 1000 + 1000)
+                assert pipeline.reopen()
+                await anyio.to_thread.run_sync(moving.rename, tmp_path / f"moved.{round_}")
+                seq = 100_000 + round_ * 1000  # until the writer noticed: no stat on the loop
+                while not await anyio.to_thread.run_sync(moving.exists):
+                    await log_steadily(log, seq, seq + 10)
+                    seq += 10
+            assert (await pipeline.aflush(10)).complete
+        stats = pipeline.statistics()
+    first, second = stats.destinations
+    assert first.rotations > 0 and first.reopens > 0 and second.reopens >= 6
+    assert first.written == second.written == stats.accepted
+
+
+FORKING_APP = """
+import asyncio, os, sys
+import alog
+
+async def main():
+    async with alog.run(alog.File("app.log", rotate_bytes=1000)):
+        pid = os.fork()
+        if pid == 0:
+            fds = os.listdir("/proc/self/fd")
+            held = [os.path.realpath(f"/proc/self/fd/{fd}") for fd in fds]
+            os._exit(sum(name.endswith("app.log.lock") for name in held))
+        _, status = os.waitpid(pid, 0)
+        sys.exit(os.waitstatus_to_exitcode(status))
+
+asyncio.run(main())
+"""
+
+
+def test_a_forked_child_lets_go_of_the_rotation_lock(run_script: RunScript) -> None:
+    """The child closes its copy of the lock: it must not hold it once the parent is gone."""
+    result = run_script(FORKING_APP)
+    assert result.returncode == 0, "the child kept a copy of the lock"
 
 
 # -- configuration ------------------------------------------------------------------------
@@ -168,7 +215,7 @@ async def test_reopen_after_a_rename_loses_no_line(tmp_path: Path) -> None:
     rotated, current = read_events(tmp_path / "app.log.1"), read_events(path)
     assert seqs(rotated) + seqs(current) == list(range(7000))
     assert seqs(current)[-1] == 6999 and seqs(rotated)[0] == 0
-    assert stats.destinations[0].reopens == 1
+    assert stats.destinations[0].reopens in (1, 2)  # the writer may notice the rename first
     assert stats.written == 7000 and balanced(stats)
     assert not pipeline.reopen(), "a closed pipeline has nothing to reopen"
 
@@ -221,9 +268,10 @@ async def test_sighup_reopens_when_asked_for(tmp_path: Path) -> None:
     before = signal.getsignal(signal.SIGHUP)
     async with alog.run(alog.File(path), alog.Stderr(level="error"), reopen_on_sighup=True) as p:
         await log_steadily(log, 0, 500)
+        assert (await p.aflush(5)).complete
         path.rename(tmp_path / "app.log.1")
         os.kill(os.getpid(), signal.SIGHUP)
-        await wait_until(lambda: p.statistics().destinations[0].reopens == 1)
+        await wait_until(lambda: p.statistics().destinations[0].reopens >= 1)
         await log_steadily(log, 500, 1000)
         stats = p.statistics()
     assert signal.getsignal(signal.SIGHUP) == before
@@ -257,6 +305,7 @@ async def test_reopen_from_another_thread(tmp_path: Path) -> None:
     path = tmp_path / "app.log"
     async with alog.run(alog.File(path)) as pipeline:
         alog.get_logger("app").info("event", seq=0)
+        assert (await pipeline.aflush(5)).complete
         path.rename(tmp_path / "app.log.1")
         assert await anyio.to_thread.run_sync(pipeline.reopen)
         await wait_until(lambda: pipeline.statistics().destinations[0].reopens == 1)

@@ -22,6 +22,8 @@ Two processes rotating one file rename each other's files and lose lines (cpytho
 loguru#365): a rotating stream holds an exclusive ``flock`` on ``<path>.lock`` for its life,
 and a second one fails to open, saying who holds it. A rotating stream that finds its path
 replaced by someone else (logrotate, a process without the lock) says so once on stderr.
+A forked child closes its copies of the lock (``_LOCKED``, this module's one piece of global
+state): it has no writer, and must not keep the lock alive once the parent is gone.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ import shutil
 import stat
 import threading
 import time
+import weakref
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
@@ -58,6 +61,10 @@ class Rotation:
     every: float | None
     keep: int
     compress: bool
+
+
+_LOCKED: weakref.WeakSet[FileStream] = weakref.WeakSet()
+"""Open streams holding a rotation lock (for the child after ``fork()``)."""
 
 
 def rotated_name(path: Path, number: int, *, compress: bool) -> Path:
@@ -253,6 +260,8 @@ class FileStream(ThreadedFdStream):
         self.rotations = 0
         """Times alog itself rotated the file."""
         self._lock_fd = opened.lock_fd
+        if self._lock_fd is not None:
+            _LOCKED.add(self)
         self._compressor = (
             _Compressor(path, rotation.keep) if rotation is not None and rotation.compress else None
         )
@@ -415,12 +424,27 @@ class FileStream(ThreadedFdStream):
             self._replaced_by_someone_else()
             return
         path = self.path
-        if self._compressor is not None:
-            staging = path.with_name(f"{_staging_prefix(path)}{time.time_ns()}")
-            os.rename(path, staging)
-            self._compressor.add(staging)
-        else:
-            _shift(path, rotation.keep, compress=False)
-            os.rename(path, rotated_name(path, 1, compress=False))
+        try:
+            if self._compressor is not None:
+                staging = path.with_name(f"{_staging_prefix(path)}{time.time_ns()}")
+                os.rename(path, staging)
+                self._compressor.add(staging)
+            else:
+                _shift(path, rotation.keep, compress=False)
+                os.rename(path, rotated_name(path, 1, compress=False))
+        except FileNotFoundError:  # moved by someone else since the check above
+            self._replaced_by_someone_else()
+            return
         self._reopen()
         self.rotations += 1
+
+
+def _close_locks_in_child() -> None:
+    for stream in list(_LOCKED):
+        lock, stream._lock_fd = stream._lock_fd, None
+        if lock is not None:
+            with contextlib.suppress(OSError):
+                os.close(lock)  # the parent's descriptor keeps the lock held
+
+
+os.register_at_fork(after_in_child=_close_locks_in_child)
