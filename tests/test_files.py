@@ -9,11 +9,14 @@ accepted).
 from __future__ import annotations
 
 import gzip
+import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -181,7 +184,7 @@ async def test_a_reopen_splits_the_stream_where_it_was_asked(
     monkeypatch.setattr(file, "WATCH_EVERY", 3600.0)  # only the request moves it on
     path = tmp_path / "app.log"
     opened: Opened = await anyio.to_thread.run_sync(open_file, path, None)
-    stream = FileStream(opened, path, rotation=None, stall_timeout=5.0)
+    stream = FileStream(opened, str(path), rotation=None, stall_timeout=5.0)
     try:
         stream.submit(b"old 1\nold 2\n")
         path.rename(tmp_path / "app.log.1")
@@ -386,6 +389,76 @@ async def test_an_optional_file_that_cannot_be_reopened_retries_and_counts(
     assert mine.undelivered > 0 and mine.write_errors >= 1
     assert balanced(stats) and stats.accepted == last + 200 + 1  # and alog.destination_failed
     assert "optional destination" in capfd.readouterr().err
+
+
+PERMISSION_APP = """
+import asyncio, concurrent.futures.thread, json, os, sys
+import alog
+
+async def main(path, required):
+    log = alog.get_logger("app")
+    async with alog.run(alog.File(path, required=required), alog.Stderr(level="critical")) as p:
+        log.info("event", seq=0)
+        await p.aflush(5)
+        # Everything is imported (the interpreter lives under /root): now become nobody,
+        # every thread at once (glibc), the writer's included.
+        os.setgroups([])
+        os.setgid(65534)
+        os.setuid(65534)
+        sys.stdout.write("ready\\n")
+        sys.stdout.flush()
+        await asyncio.to_thread(sys.stdin.readline)  # the folder is read-only now
+        p.reopen()
+        for seq in range(1, 101):
+            log.info("event", seq=seq)
+            await asyncio.sleep(0.005)
+        while p.statistics().destinations[0].state != "retrying":
+            await asyncio.sleep(0.01)
+    mine = p.statistics().destinations[0]
+    print(json.dumps({"written": mine.written, "undelivered": mine.undelivered,
+                      "error": mine.last_error}))
+
+asyncio.run(main(sys.argv[1], sys.argv[2] == "required"))
+"""
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to run the app as another user")
+@pytest.mark.parametrize("required", [True, False], ids=["required", "optional"])
+def test_permission_denied_on_reopen_follows_required(required: bool) -> None:
+    """An app running as nobody cannot create the file again in a folder made read-only."""
+    folder = Path(tempfile.mkdtemp(prefix="alog-permission-"))
+    try:
+        folder.chmod(0o755)
+        os.chown(folder, 65534, 65534)
+        script = folder / "app.py"
+        script.write_text(PERMISSION_APP)
+        path = folder / "app.log"
+        with subprocess.Popen(
+            [sys.executable, str(script), str(path), "required" if required else "optional"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            cwd=folder,
+        ) as child:
+            assert child.stdout is not None and child.stdin is not None
+            assert child.stdout.readline() == b"ready\n"
+            folder.chmod(0o555)
+            path.rename(folder / "app.log.1")  # root may; the app may not create app.log
+            out, err = child.communicate(b"go\n", timeout=30)
+        assert seqs(read_events(folder / "app.log.1")) == [0]
+        assert not path.exists()
+        if required:
+            assert child.returncode == 1
+            assert "Permission denied" in err.decode() and err.decode().count("\n") == 1
+        else:
+            assert child.returncode == 0, err.decode()
+            books = json.loads(out)
+            assert books["written"] == 1
+            assert books["undelivered"] == 100 + 1  # and its own alog.destination_failed
+            assert "PermissionError" in books["error"]
+    finally:
+        folder.chmod(0o755)
+        shutil.rmtree(folder)
 
 
 # -- rotation of its own ------------------------------------------------------------------

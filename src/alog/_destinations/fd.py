@@ -145,7 +145,7 @@ class File(_Builtin):
             if stat.S_ISREG(opened.status.st_mode):
                 os.set_blocking(opened.fd, True)
                 return FileStream(
-                    opened, self.path, rotation=self.rotation, stall_timeout=write_timeout
+                    opened, str(self.path), rotation=self.rotation, stall_timeout=write_timeout
                 )
             return _stream_for(opened.fd, str(self.path), reopen=False, stall_timeout=write_timeout)
         except BaseException:

@@ -90,6 +90,7 @@ class Opened:
     """What :func:`open_file` did in a worker thread, for the stream built on the loop."""
 
     fd: int
+    path: Path
     status: os.stat_result
     lock_fd: int | None
     leftovers: list[Path]
@@ -97,6 +98,7 @@ class Opened:
 
 def open_file(path: Path, rotation: Rotation | None) -> Opened:
     """Open ``path`` (blocking: run it in a thread); take the rotation lock if rotating."""
+    path = path.absolute()  # a chdir later must not change which file is watched or rotated
     fd = open_append(path)
     try:
         return _prepare(fd, path, rotation)
@@ -108,7 +110,7 @@ def open_file(path: Path, rotation: Rotation | None) -> Opened:
 def _prepare(fd: int, path: Path, rotation: Rotation | None) -> Opened:
     status = os.fstat(fd)
     if rotation is None:
-        return Opened(fd, status, None, [])
+        return Opened(fd, path, status, None, [])
     if not stat.S_ISREG(status.st_mode):
         raise ValueError(
             f"rotate_bytes= and rotate_every= need a regular file; {str(path)!r} is not one"
@@ -119,7 +121,7 @@ def _prepare(fd: int, path: Path, rotation: Rotation | None) -> Opened:
     except BaseException:
         os.close(lock_fd)
         raise
-    return Opened(fd, status, lock_fd, leftovers)
+    return Opened(fd, path, status, lock_fd, leftovers)
 
 
 def _lock(path: Path) -> int:
@@ -240,7 +242,12 @@ class _Compressor:
 
     def _compress(self, staging: Path) -> None:
         partial = staging.with_name(f"{staging.name}.gz.tmp")
-        with staging.open("rb") as source, gzip.open(partial, "wb", compresslevel=6) as target:
+        with (
+            staging.open("rb") as source,
+            partial.open("wb") as raw,
+            # The name inside is the log's (gunzip -N), not the staging file's.
+            gzip.GzipFile(self.path.name, "wb", compresslevel=6, fileobj=raw) as target,
+        ):
             shutil.copyfileobj(source, target, 1 << 20)
         _shift(self.path, self.keep, compress=True)
         os.replace(partial, rotated_name(self.path, 1, compress=True))
@@ -251,9 +258,9 @@ class FileStream(ThreadedFdStream):
     """A regular file written by a daemon thread, reopened and rotated between lines."""
 
     def __init__(
-        self, opened: Opened, path: Path, *, rotation: Rotation | None, stall_timeout: float
+        self, opened: Opened, description: str, *, rotation: Rotation | None, stall_timeout: float
     ) -> None:
-        self.path = path
+        path = self.path = opened.path
         self.rotation = rotation
         self.reopens = 0
         """Times the path was opened again: on request, or because it was moved or deleted."""
@@ -277,7 +284,7 @@ class FileStream(ThreadedFdStream):
         self._rotate_at: float | None = None
         self.done = 0
         self._adopt(opened.status)
-        super().__init__(opened.fd, str(path), stall_timeout=stall_timeout)
+        super().__init__(opened.fd, description, stall_timeout=stall_timeout)
         for staging in opened.leftovers:
             assert self._compressor is not None
             self._compressor.add(staging)
