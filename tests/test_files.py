@@ -509,6 +509,38 @@ async def test_compressed_rotation(tmp_path: Path) -> None:
     assert stats.destinations[0].rotations >= 3
 
 
+async def test_a_rotated_file_left_uncompressed_is_compressed_at_the_next_open(
+    tmp_path: Path,
+) -> None:
+    """A process that exited before its gzip finished loses nothing: the next one does it."""
+    path = tmp_path / "app.log"
+    (tmp_path / "app.log.rotated-1").write_bytes(b'{"msg":"older"}\n')
+    (tmp_path / "app.log.rotated-2").write_bytes(b'{"msg":"newer"}\n')
+    (tmp_path / "app.log.rotated-2.gz.tmp").write_bytes(b"half a gzip")
+    async with alog.run(alog.File(path, rotate_bytes=10_000, compress=True)):
+        alog.get_logger("app").info("now")
+    await wait_until(lambda: not list(tmp_path.glob("app.log.rotated-*")))
+    assert [e["msg"] for e in events_in(path.with_name("app.log.2.gz"))] == ["older"]
+    assert [e["msg"] for e in events_in(path.with_name("app.log.1.gz"))] == ["newer"]
+    assert [e["msg"] for e in read_events(path)] == ["now"]
+
+
+async def test_size_and_period_together_rotate_on_whichever_comes_first(tmp_path: Path) -> None:
+    path = tmp_path / "app.log"
+    log = alog.get_logger("app")
+    async with alog.run(alog.File(path, rotate_bytes=3000, rotate_every=0.5, keep=20)) as p:
+        await log_steadily(log, 0, 100)  # about 9 kB: size rotations
+        assert (await p.aflush(5)).complete
+        by_size = p.statistics().destinations[0].rotations
+        await anyio.sleep(1.05)
+        log.info("event", seq=100)  # a new period: one more, though the file is small
+    assert by_size >= 2
+    assert p.statistics().destinations[0].rotations == by_size + 1
+    files = [path.with_name(f"app.log.{n}") for n in range(by_size + 1, 0, -1)] + [path]
+    assert seqs(events_in(*files)) == list(range(101))
+    assert seqs(read_events(path)) == [100]
+
+
 async def test_rotation_every_period(tmp_path: Path) -> None:
     """rotate_every=: the first line after the period's end starts a new file."""
     path = tmp_path / "app.log"
