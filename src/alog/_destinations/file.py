@@ -219,6 +219,10 @@ class _Compressor:
             return True
 
     def _run(self) -> None:
+        with contextlib.suppress(OSError):
+            # Linux sets a niceness per thread: gzip gets the CPU the loop and the writer
+            # leave, so a burst of logging is not slowed (and dropped) by a compression.
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
         while True:
             with self._cond:
                 if not self._jobs:
