@@ -133,8 +133,13 @@ def _lock(path: Path) -> int:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "unknown"
+            who = (
+                "another alog.File of this process"
+                if holder == str(os.getpid())
+                else f"another process (pid {holder})"
+            )
             raise RuntimeError(
-                f"another process (pid {holder}) already rotates {str(path)!r} (it holds "
+                f"{who} already rotates {str(path)!r} (it holds "
                 f"{str(name)!r}): processes rotating one file lose and corrupt lines. Rotate "
                 "it once, outside the processes: logrotate with 'create' and a postrotate "
                 "SIGHUP, and alog.run(reopen_on_sighup=True) without rotate_bytes=/rotate_every="
