@@ -31,8 +31,8 @@ APP = """
 import asyncio, json, sys
 import alog
 
-async def main(path):
-    log = alog.get_logger("app")
+async def main(path, name):
+    log = alog.get_logger(name)
     seq = 0
     async with alog.run(alog.File(path), reopen_on_sighup=True, handle_sigterm=True) as pipeline:
         sys.stderr.write("ready\\n")
@@ -48,7 +48,7 @@ async def main(path):
         "dropped": stats.dropped, "undelivered": stats.undelivered, "reopens": mine.reopens,
     }) + "\\n")
 
-asyncio.run(main(sys.argv[1]))
+asyncio.run(main(sys.argv[1], sys.argv[2]))
 """
 
 CONFIG = """
@@ -62,24 +62,34 @@ CONFIG = """
 """
 
 POSTROTATE = """    postrotate
-        kill -HUP {pid}
+        kill -HUP {pids}
     endscript
 """
 
 
-@pytest.mark.parametrize("signal_it", [True, False], ids=["postrotate-sighup", "no-signal"])
-def test_logrotate_create_mode_loses_nothing(tmp_path: Path, spawn: Spawn, signal_it: bool) -> None:
-    """Two real rotations under a running writer: 0 events lost, none twice, none torn."""
+@pytest.mark.parametrize(
+    ("signal_it", "processes"),
+    [(True, 1), (False, 1), (True, 2)],
+    ids=["postrotate-sighup", "no-signal", "two-processes-one-file"],
+)
+def test_logrotate_create_mode_loses_nothing(
+    tmp_path: Path, spawn: Spawn, signal_it: bool, processes: int
+) -> None:
+    """Two real rotations under running writers: 0 events lost, none twice, none torn.
+
+    Two processes appending to one file is the set-up logrotate is for (alog's own rotation
+    refuses it): each reopens on its SIGHUP, and their lines never mix.
+    """
     folder = tmp_path / "logs"
     folder.mkdir(mode=0o755)
     path = folder / "app.log"
-    child = spawn(APP, [str(path)])
-    child.wait_line(lambda line: line == "ready")
+    children = [spawn(APP, [str(path), f"app{n}"]) for n in range(processes)]
+    for child in children:
+        child.wait_line(lambda line: line == "ready")
+    pids = " ".join(str(child.proc.pid) for child in children)
     config = tmp_path / "logrotate.conf"
     config.write_text(
-        CONFIG.format(
-            path=path, postrotate=POSTROTATE.format(pid=child.proc.pid) if signal_it else ""
-        )
+        CONFIG.format(path=path, postrotate=POSTROTATE.format(pids=pids) if signal_it else "")
     )
     config.chmod(0o644)  # logrotate refuses a config that others may write
     for _ in range(2):
@@ -92,16 +102,22 @@ def test_logrotate_create_mode_loses_nothing(tmp_path: Path, spawn: Spawn, signa
         )
         assert rotated.returncode == 0, rotated.stderr.decode()
     time.sleep(0.5)
-    child.proc.send_signal(signal.SIGTERM)
-    assert child.wait(30) == 0, child.stderr
-    books = json.loads(child.stderr.splitlines()[-1])
+    for child in children:
+        child.proc.send_signal(signal.SIGTERM)
+    books = []
+    for child in children:
+        assert child.wait(30) == 0, child.stderr
+        books.append(json.loads(child.stderr.splitlines()[-1]))
 
     oldest = gzip.decompress((folder / "app.log.2.gz").read_bytes())
     files = [oldest, (folder / "app.log.1").read_bytes(), path.read_bytes()]
     events = [event for data in files for event in parse_lines(data)]
-    seqs = [event["seq"] for event in events if event["msg"] == "event"]
     assert all(parse_lines(data) for data in files), "every file got events"
-    assert seqs == list(range(books["logged"])), "every event once, in order, across the files"
-    assert len(events) == books["written"] == books["accepted"]
-    assert (books["dropped"], books["undelivered"]) == (0, 0)
-    assert books["reopens"] >= 2  # the writer may notice the rename before the SIGHUP
+    assert len(events) == sum(mine["written"] for mine in books)
+    for n, mine in enumerate(books):
+        own = [event for event in events if event["logger"] == f"app{n}"]
+        seqs = [event["seq"] for event in own if event["msg"] == "event"]
+        assert seqs == list(range(mine["logged"])), "every event once, in order, across files"
+        assert len(own) + 1 == mine["written"] == mine["accepted"]  # and its alog.sigterm
+        assert (mine["dropped"], mine["undelivered"]) == (0, 0)
+        assert mine["reopens"] >= 2  # the writer may notice the rename before the SIGHUP
