@@ -409,11 +409,11 @@ async def main(path, required):
         sys.stdout.flush()
         await asyncio.to_thread(sys.stdin.readline)  # the folder is read-only now
         p.reopen()
+        while p.statistics().destinations[0].state == "running":  # required: cancelled here
+            await asyncio.sleep(0.01)
         for seq in range(1, 101):
             log.info("event", seq=seq)
             await asyncio.sleep(0.005)
-        while p.statistics().destinations[0].state != "retrying":
-            await asyncio.sleep(0.01)
     mine = p.statistics().destinations[0]
     print(json.dumps({"written": mine.written, "undelivered": mine.undelivered,
                       "error": mine.last_error}))

@@ -22,7 +22,7 @@ from typing import final
 import anyio.to_thread
 
 from .base import FdStream
-from .file import FileStream, Rotation, open_file
+from .file import FileStream, Rotation, open_file, release_lock
 from .nonblocking import NonBlockingFdStream
 from .threaded import ThreadedFdStream
 
@@ -151,7 +151,7 @@ class File(_Builtin):
         except BaseException:
             os.close(opened.fd)
             if opened.lock_fd is not None:
-                os.close(opened.lock_fd)
+                release_lock(opened.lock_fd)
             raise
 
     def __repr__(self) -> str:

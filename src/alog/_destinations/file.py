@@ -22,8 +22,8 @@ Two processes rotating one file rename each other's files and lose lines (cpytho
 loguru#365): a rotating stream holds an exclusive ``flock`` on ``<path>.lock`` for its life,
 and a second one fails to open, saying who holds it. A rotating stream that finds its path
 replaced by someone else (logrotate, a process without the lock) says so once on stderr.
-A forked child closes its copies of the lock (``_LOCKED``, this module's one piece of global
-state): it has no writer, and must not keep the lock alive once the parent is gone.
+A forked child closes its copies of the locks (``_LOCKS``, this module's one piece of global
+state): it has no writer, and must not keep a lock alive once the parent is gone.
 """
 
 from __future__ import annotations
@@ -37,7 +37,6 @@ import shutil
 import stat
 import threading
 import time
-import weakref
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
@@ -63,8 +62,15 @@ class Rotation:
     compress: bool
 
 
-_LOCKED: weakref.WeakSet[FileStream] = weakref.WeakSet()
-"""Open streams holding a rotation lock (for the child after ``fork()``)."""
+_LOCKS: set[int] = set()
+"""Descriptors of the rotation locks this process holds (closed in a child after ``fork()``)."""
+
+
+def release_lock(fd: int) -> None:
+    """Close a rotation lock's descriptor (the lock goes with the last one)."""
+    _LOCKS.discard(fd)
+    with contextlib.suppress(OSError):
+        os.close(fd)
 
 
 def rotated_name(path: Path, number: int, *, compress: bool) -> Path:
@@ -119,7 +125,7 @@ def _prepare(fd: int, path: Path, rotation: Rotation | None) -> Opened:
     try:
         leftovers = _leftovers(path) if rotation.compress else []
     except BaseException:
-        os.close(lock_fd)
+        release_lock(lock_fd)
         raise
     return Opened(fd, path, status, lock_fd, leftovers)
 
@@ -149,6 +155,7 @@ def _lock(path: Path) -> int:
     except BaseException:
         os.close(fd)
         raise
+    _LOCKS.add(fd)
     return fd
 
 
@@ -234,8 +241,7 @@ class _Compressor:
                     self._busy = False
                     release, self._release = self._release, None
                     if release is not None:
-                        with contextlib.suppress(OSError):
-                            os.close(release)
+                        release_lock(release)
                     return
                 staging = self._jobs[0]
             try:
@@ -276,8 +282,6 @@ class FileStream(ThreadedFdStream):
         self.rotations = 0
         """Times alog itself rotated the file."""
         self._lock_fd = opened.lock_fd
-        if self._lock_fd is not None:
-            _LOCKED.add(self)
         self._compressor = (
             _Compressor(path, rotation.keep) if rotation is not None and rotation.compress else None
         )
@@ -338,8 +342,7 @@ class FileStream(ThreadedFdStream):
                 compressor = self._compressor
                 # Still compressing: it renames rotated files, so it keeps the lock until done.
                 if compressor is None or not compressor.release_when_idle(lock):
-                    with contextlib.suppress(OSError):
-                        os.close(lock)
+                    release_lock(lock)
 
     # -- the writer thread's side ---------------------------------------------------------
 
@@ -456,11 +459,8 @@ class FileStream(ThreadedFdStream):
 
 
 def _close_locks_in_child() -> None:
-    for stream in list(_LOCKED):
-        lock, stream._lock_fd = stream._lock_fd, None
-        if lock is not None:
-            with contextlib.suppress(OSError):
-                os.close(lock)  # the parent's descriptor keeps the lock held
+    for fd in list(_LOCKS):
+        release_lock(fd)  # the parent's descriptor keeps the lock held
 
 
 os.register_at_fork(after_in_child=_close_locks_in_child)
