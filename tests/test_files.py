@@ -197,6 +197,24 @@ async def test_a_reopen_splits_the_stream_where_it_was_asked(
     assert (stream.reopens, stream.done, stream.submitted) == (1, 18, 18)
 
 
+async def test_one_big_batch_is_cut_between_lines_into_full_files(tmp_path: Path) -> None:
+    """Rotation inside a batch: each file gets as many whole lines as fit, none split."""
+    path = tmp_path / "app.log"
+    rotation = file.Rotation(max_bytes=1000, every=None, keep=20, compress=False)
+    opened: Opened = await anyio.to_thread.run_sync(open_file, path, rotation)
+    stream = FileStream(opened, str(path), rotation=rotation, stall_timeout=5.0)
+    lines = b"".join(b"%09d" % n + b"x" * 90 + b"\n" for n in range(95))  # 100 bytes each
+    try:
+        await stream.send(lines)
+    finally:
+        await stream.aclose()
+    files = [path.with_name(f"app.log.{n}") for n in range(9, 0, -1)] + [path]
+    assert [f.stat().st_size for f in files] == [1000] * 9 + [500]
+    assert b"".join(f.read_bytes() for f in files) == lines
+    assert (stream.rotations, stream.reopens, stream.done) == (9, 0, len(lines))
+    assert not path.with_name("app.log.10").exists()
+
+
 # -- reopening ----------------------------------------------------------------------------
 
 
