@@ -44,7 +44,7 @@ from ._progress import Progress
 from ._queue import EventQueue
 from ._records import FlushResult, Statistics
 from ._report import said_once, to_stderr
-from ._signals import SigtermHandler, check_can_handle_sigterm
+from ._signals import SighupHandler, SigtermHandler, check_can_handle_sigterm
 from ._writer import DestinationWriter
 from .typing import Overflow, WriterState
 
@@ -101,7 +101,10 @@ class Pipeline:
         write_timeout: float = 10.0,
         shutdown_timeout: float = 5.0,
         handle_sigterm: bool = False,
+        reopen_on_sighup: bool = False,
     ) -> None:
+        if not isinstance(reopen_on_sighup, bool):
+            raise TypeError(f"reopen_on_sighup must be True or False, got {reopen_on_sighup!r}")
         _positive("max_events", max_events, integer=True)
         _positive("max_bytes", max_bytes, integer=True)
         _positive("max_event_bytes", max_event_bytes, integer=True)
@@ -147,6 +150,7 @@ class Pipeline:
         self.write_timeout = float(write_timeout)
         self.shutdown_timeout = float(shutdown_timeout)
         self.handle_sigterm = bool(handle_sigterm)
+        self.reopen_on_sighup = reopen_on_sighup
         self._state: WriterState = "starting"
         self._entered = False
         self._loop: Loop | None = None
@@ -157,6 +161,7 @@ class Pipeline:
         self._task_group: anyio.abc.TaskGroup | None = None
         self._scopes: list[anyio.CancelScope] = []
         self._sigterm: SigtermHandler | None = None
+        self._sighup: SighupHandler | None = None
 
     def __repr__(self) -> str:
         names = ", ".join(repr(destination) for destination in self.destinations)
@@ -189,6 +194,25 @@ class Pipeline:
         if _state.pipeline is self:
             _logger.set_level(number, logger)
 
+    @keyboard_interrupt_safe
+    def reopen(self) -> bool:
+        """Reopen every file by its path (after logrotate moved it); from any thread.
+
+        Also safe in a signal handler: it only hands the request to the loop and returns at
+        once. Each file's writer then writes what it already took to the old file and opens
+        the path again between two batches (``statistics()``: ``reopens``); no line is lost
+        or split. Other destinations are unaffected. False when the pipeline is not running.
+        """
+        loop = self._loop
+        if loop is None or self._state != "running":
+            return False
+        return loop.call_soon_threadsafe(self._request_reopen)
+
+    def _request_reopen(self) -> None:
+        if self._state == "running":
+            for writer in self._writers:
+                writer.request_reopen()
+
     # -- life -----------------------------------------------------------------------------
 
     @keyboard_interrupt_safe
@@ -202,6 +226,8 @@ class Pipeline:
             )
         if self.handle_sigterm:
             check_can_handle_sigterm()
+        if self.reopen_on_sighup:
+            check_can_handle_sigterm("reopen_on_sighup")
         self._entered = True
         loop = self._loop = Loop()
         progress = self._progress = Progress(loop.thread_ident)
@@ -273,6 +299,9 @@ class Pipeline:
                 stop_draining=self._stop_draining,
             )
             self._sigterm.install()
+        if self.reopen_on_sighup:
+            self._sighup = SighupHandler(self.reopen)
+            self._sighup.install()
         return self
 
     def _announce_sigterm(self) -> None:
@@ -343,6 +372,9 @@ class Pipeline:
         if self._sigterm is not None:
             self._sigterm.uninstall()
             self._sigterm = None
+        if self._sighup is not None:
+            self._sighup.uninstall()
+            self._sighup = None
 
     @keyboard_interrupt_safe
     async def _run_writer(
@@ -623,6 +655,7 @@ def run(
     write_timeout: float = 10.0,
     shutdown_timeout: float = 5.0,
     handle_sigterm: bool = False,
+    reopen_on_sighup: bool = False,
 ) -> Pipeline:
     """Run a logging pipeline for the ``async with`` block: ``async with alog.run() as p:``.
 
@@ -632,6 +665,7 @@ def run(
     block drains the queue for at most ``shutdown_timeout`` seconds. Configuration is checked
     here, at once. ``handle_sigterm=True`` (plain ``asyncio.run`` programs, main thread only)
     turns SIGTERM into cancelling the block, a drain and a normal exit.
+    ``reopen_on_sighup=True`` (main thread only) makes SIGHUP reopen the files (logrotate).
     """
     return Pipeline(
         *destinations,
@@ -647,6 +681,7 @@ def run(
         write_timeout=write_timeout,
         shutdown_timeout=shutdown_timeout,
         handle_sigterm=handle_sigterm,
+        reopen_on_sighup=reopen_on_sighup,
     )
 
 

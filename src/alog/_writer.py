@@ -27,7 +27,7 @@ import anyio.abc
 import anyio.lowlevel
 
 from ._backend import Loop, abandon, spawn_detached
-from ._destinations import FdStream, open_destination
+from ._destinations import FdStream, FileStream, open_destination
 from ._exceptions import WriterFailed
 from ._fields import stamp_now
 from ._report import exit_if_stuck, said_once, to_stderr
@@ -70,7 +70,11 @@ class DestinationStatistics:
     write_errors: int
     """Writes or opens that failed."""
     reopens: int
-    """Times an optional destination was opened again after a failure."""
+    """Times it was opened again: an optional one after a failure; a file on request (SIGHUP
+    with ``reopen_on_sighup=True``, ``pipeline.reopen()``) or because its path was moved or
+    deleted (logrotate's ``create`` mode)."""
+    rotations: int
+    """Times alog rotated the file itself (``alog.File(rotate_bytes=..., rotate_every=...)``)."""
     last_error: str | None
     """The last error, as text."""
     last_write_seconds: float
@@ -117,6 +121,7 @@ class DestinationWriter:
         self._ledger: deque[tuple[int, int, int, bytes | bytearray]] = deque()
         self._submitted = 0  # bytes a stream that does not count them itself has taken
         self._writing_here = False
+        self._reopen_wanted = False
         self._retry_at = 0.0
         self._retry_delay = RETRY_FIRST
         # Said on stderr and as an event, until the destination writes again: a reopen that
@@ -130,6 +135,7 @@ class DestinationWriter:
         self.batches = 0
         self.write_errors = 0
         self.reopens = 0
+        self._closed_stream_counts = (0, 0)  # (reopens, rotations) of streams since replaced
         self.last_error: str | None = None
         self.last_write_seconds = 0.0
         self.max_write_seconds = 0.0
@@ -146,6 +152,11 @@ class DestinationWriter:
     def stop_at(self, seq: int) -> None:
         """Finish once every event before ``seq`` is settled."""
         self._stop_at = seq
+        self._wakeup.set()
+
+    def request_reopen(self) -> None:
+        """Loop thread: reopen the destination by its path (a file), between two batches."""
+        self._reopen_wanted = True
         self._wakeup.set()
 
     @property
@@ -184,6 +195,10 @@ class DestinationWriter:
             stream = self.stream
             if isinstance(stream, FdStream) and stream.error is not None:
                 await self._failed(stream.error)  # a synchronous flush met it first
+                continue
+            if self._reopen_wanted:
+                self._reopen_wanted = False
+                await self._reopen_stream()
                 continue
             if self.state == "retrying" and time.monotonic() >= self._retry_at:
                 await self._reopen()
@@ -400,12 +415,27 @@ class DestinationWriter:
         self.queue.done(self.reader, self._settled)
         self._progress.notify()
 
+    async def _reopen_stream(self) -> None:
+        """Reopen the stream's file by its path; a failure follows ``required=``."""
+        stream = self.stream
+        if self.state != "running" or not isinstance(stream, FdStream):
+            return  # retrying: its next open is a reopen anyway
+        try:
+            await stream.reopen()
+        except anyio.get_cancelled_exc_class():
+            raise
+        except Exception as error:  # noqa: BLE001 - a destination's failure, handled by policy
+            await self._failed(error)
+
     async def _failed(self, error: BaseException) -> None:
         self.write_errors += 1
         self.last_error = _describe(error)
         self._lose_in_flight()
         stream, self.stream = self.stream, None
         if stream is not None:
+            reopens, rotations = _file_counts(stream)
+            before = self._closed_stream_counts
+            self._closed_stream_counts = (before[0] + reopens, before[1] + rotations)
             await _close_quietly(stream)
         if self.required:
             self.state = "failed"
@@ -521,6 +551,7 @@ class DestinationWriter:
         dropped = self.dropped + evicted
         settled = self.written + self.filtered + dropped + self.undelivered
         held = max(0, self.queue.entered() - settled)
+        reopens, rotations = _file_counts(self.stream)
         return DestinationStatistics(
             name=self.name,
             state=self.state,
@@ -533,7 +564,8 @@ class DestinationWriter:
             bytes_written=self.bytes_written,
             batches=self.batches,
             write_errors=self.write_errors,
-            reopens=self.reopens,
+            reopens=self.reopens + self._closed_stream_counts[0] + reopens,
+            rotations=self._closed_stream_counts[1] + rotations,
             last_error=self.last_error,
             last_write_seconds=self.last_write_seconds,
             max_write_seconds=self.max_write_seconds,
@@ -548,6 +580,13 @@ async def _close_quietly(stream: anyio.abc.ByteSendStream) -> None:
         contextlib.suppress(Exception),  # the failure itself is already in the books
     ):
         await stream.aclose()
+
+
+def _file_counts(stream: object) -> tuple[int, int]:
+    """A file stream's own (reopens, rotations); nothing for other streams."""
+    if isinstance(stream, FileStream):
+        return stream.reopens, stream.rotations
+    return 0, 0
 
 
 def _describe(error: BaseException) -> str:

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 from .base import FdStream, check_destination, destination_options, open_destination
 from .fd import File, Stderr, Stdout
+from .file import FileStream
 from .journald import Journald, JournaldStatistics
 
 __all__ = [
     "FdStream",
     "File",
+    "FileStream",
     "Journald",
     "JournaldStatistics",
     "Stderr",

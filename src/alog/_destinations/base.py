@@ -80,6 +80,14 @@ class FdStream(anyio.abc.ByteSendStream):
         """
         return 0
 
+    async def reopen(self) -> None:
+        """Open the destination again by its name, after what it has taken is written.
+
+        Streams with a path (:class:`~alog._destinations.file.FileStream`) do; others have
+        nothing to reopen and return at once. Raises the error if the reopen failed.
+        """
+        return
+
     def reentered(self) -> bool:
         """Is this thread inside this stream's own code (a signal handler interrupted it)?
 
