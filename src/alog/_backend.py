@@ -27,10 +27,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import sys
 import threading
+import time
 from collections.abc import Callable, Coroutine
-from types import ModuleType
+from types import ModuleType, TracebackType
 from typing import Any, Protocol, TypeVar
 
 from ._report import to_stderr
@@ -370,5 +372,59 @@ def abandon(task: Detached) -> None:
     """Give up on a detached send: cancel it (asyncio's own cancel also releases an awaited
     worker thread's future) and do not wait. A thread it is stuck in may still hold the
     interpreter's exit (anyio's worker threads are not daemons), and under trio the stuck
-    task holds ``trio.run``: :func:`alog._report.exit_if_stuck` ends that."""
+    task holds ``trio.run``: :func:`exit_if_stuck` ends that."""
     task.cancel()
+
+
+_exit_armed = False
+_uncaught = False
+
+
+def exit_if_stuck(
+    loop: Loop, name: str, send: Detached, *, status: int | None = 1, grace: float = 2.0
+) -> None:
+    """Once the application's main part is over, give the rest ``grace`` seconds, then end
+    the process, saying why in one line.
+
+    Armed only after alog abandoned a destination's send that never returned: the thread or
+    task it is stuck in (not alog's; alog's own threads are daemons) would otherwise keep
+    the process from ever exiting, and a logger must end the program, not hang it. A
+    required destination's failure exits with ``status`` 1. An optional one's (``status``
+    None) keeps the application's own verdict as far as alog can see it: 1 if an exception
+    ended it uncaught, else 0 (a ``SystemExit`` code is not visible here). Under trio,
+    where the main task's end is not the process's, nothing happens if ``trio.run`` could
+    finish (the ``send`` task ended after all).
+    """
+    global _exit_armed
+    if _exit_armed:
+        return
+    _exit_armed = True
+    if status is None:
+        _watch_uncaught()
+
+    def watch(main_error: BaseException | None) -> None:
+        time.sleep(grace)
+        if loop.name == "trio" and send.done():
+            return
+        if main_error is not None:  # trio.run will never raise it: show it as Python would
+            with contextlib.suppress(Exception):
+                sys.excepthook(type(main_error), main_error, main_error.__traceback__)
+        code = status if status is not None else int(_uncaught or main_error is not None)
+        if status is None:  # a required failure said its one line already
+            to_stderr(f"alog: exiting: the send of optional destination {name} never returned")
+        os._exit(code)
+
+    loop.after_main(watch)
+
+
+def _watch_uncaught() -> None:
+    previous = sys.excepthook
+
+    def hook(
+        kind: type[BaseException], value: BaseException, traceback: TracebackType | None
+    ) -> None:
+        global _uncaught
+        _uncaught = True
+        previous(kind, value, traceback)
+
+    sys.excepthook = hook

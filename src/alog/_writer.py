@@ -26,11 +26,11 @@ import anyio
 import anyio.abc
 import anyio.lowlevel
 
-from ._backend import Loop, abandon, spawn_detached
+from ._backend import Loop, abandon, exit_if_stuck, spawn_detached
 from ._destinations import FdStream, FileStream, open_destination
 from ._exceptions import WriterFailed
 from ._fields import stamp_now
-from ._report import exit_if_stuck, said_once, to_stderr
+from ._report import said_once, to_stderr
 from .typing import DestinationState
 
 if TYPE_CHECKING:
