@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from ._events import Emitter, make_emitter, repair_core_keys
+from ._events import Deliver, Emitter, make_emitter, repair_core_keys
 
 if TYPE_CHECKING:
     from ._queue import EventQueue
@@ -25,11 +25,13 @@ class Intake:
         *,
         fields: Mapping[str, object] | None,
         processors: Sequence[Processor],
+        trace: Processor | None = None,
     ) -> None:
         self._queue = queue
         self._put = queue.put
         self._fields = dict(fields) if fields else None
         self._processors = tuple(processors)
+        self._trace = trace
         self.filtered = 0
         """Events a processor filtered out (returned ``None``)."""
         self.processor_errors = 0
@@ -37,15 +39,22 @@ class Intake:
         self.internal_errors = 0
         """Log calls lost to a bug in alog itself."""
 
+        deliver: Deliver[None] = queue.put
+        if self._processors:
+            deliver = self._process_then_put
+        elif trace is not None:
+            deliver = self._trace_then_put
         self.emit: Emitter[None] = make_emitter(
-            self._process_then_put if self._processors else queue.put,
+            deliver,
             base=self._fields,
             on_error=self._count_internal_error,
         )
         """Queue one event; never raises an ``Exception``.
 
         With no processors, the builder hands the event straight to ``queue.put``: a log
-        method, the builder and the put are the whole hot path.
+        method, the builder and the put are the whole hot path. ``trace`` (``otel=True``'s
+        :func:`alog.otel.trace_context`) runs before the processors; alone, it skips their
+        machinery (it only adds three keys, never touching the core ones).
         """
 
     def _count_internal_error(self) -> None:
@@ -56,7 +65,21 @@ class Intake:
         if processed is not None:
             self._put(processed, levelno)
 
+    def _trace_then_put(self, event: dict[str, Any], levelno: int) -> None:
+        self._put(self._traced(event), levelno)
+
+    def _traced(self, event: dict[str, Any]) -> dict[str, Any]:
+        assert self._trace is not None
+        try:
+            self._trace(event)
+        except Exception as error:  # noqa: BLE001 - the event is kept, marked and counted
+            self.processor_errors += 1
+            event["alog.error"] = f"processor {_name_of(self._trace)} raised {_describe(error)}"
+        return event
+
     def _process(self, event: dict[str, Any]) -> dict[str, Any] | None:
+        if self._trace is not None:
+            event = self._traced(event)
         core = {key: event[key] for key in ("time", "level", "logger", "msg")}
         for processor in self._processors:
             try:

@@ -94,6 +94,7 @@ class Pipeline:
         levels: Mapping[str, int] | None = None,
         fields: Mapping[str, object] | None = None,
         processors: Sequence[Processor] = (),
+        otel: bool = False,
         max_events: int = DEFAULT_MAX_EVENTS,
         max_bytes: int = DEFAULT_MAX_BYTES,
         max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
@@ -132,6 +133,10 @@ class Pipeline:
         for processor in processors:
             if not callable(processor):
                 raise TypeError(f"a processor must be callable, got {processor!r}")
+        if not isinstance(otel, bool):
+            raise TypeError(f"otel= must be True or False, got {otel!r}")
+        self.otel = otel
+        self._trace = _trace_context() if otel else None
         self.processors = tuple(processors)
         self.destinations = destinations or (Stdout(),)
         self._destination_levels: list[int | None] = []
@@ -267,7 +272,10 @@ class Pipeline:
             )
             for index, destination in enumerate(self.destinations)
         ]
-        self._intake = Intake(queue, fields=self.fields, processors=self.processors)
+        # The ids first, so that the user's processors see (and may rename or drop) them.
+        self._intake = Intake(
+            queue, fields=self.fields, processors=self.processors, trace=self._trace
+        )
         _state.pipeline = self  # claimed before the first await: two runs cannot race
         task_group = anyio.create_task_group()
         await task_group.__aenter__()
@@ -622,6 +630,17 @@ def _empty_statistics(state: WriterState) -> Statistics:
     )
 
 
+def _trace_context() -> Processor:
+    """``alog.otel.trace_context``, or a clear error when ``opentelemetry-api`` is missing."""
+    try:
+        from .otel import trace_context
+    except ImportError as missing:
+        raise ImportError(
+            "alog.run(otel=True) needs opentelemetry-api; install it with: pip install 'alog[otel]'"
+        ) from missing
+    return trace_context
+
+
 def _raise_unwrapped(group: BaseExceptionGroup[BaseException]) -> NoReturn:
     """Raise what the user can catch plainly: the writer's failure, or the body's own error."""
     failed = group.subgroup(WriterFailed)
@@ -648,6 +667,7 @@ def run(
     levels: Mapping[str, int] | None = None,
     fields: Mapping[str, object] | None = None,
     processors: Sequence[Processor] = (),
+    otel: bool = False,
     max_events: int = DEFAULT_MAX_EVENTS,
     max_bytes: int = DEFAULT_MAX_BYTES,
     max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
@@ -666,6 +686,8 @@ def run(
     here, at once. ``handle_sigterm=True`` (plain ``asyncio.run`` programs, main thread only)
     turns SIGTERM into cancelling the block, a drain and a normal exit.
     ``reopen_on_sighup=True`` (main thread only) makes SIGHUP reopen the files (logrotate).
+    ``otel=True`` adds the current OpenTelemetry span's ``trace_id``, ``span_id`` and
+    ``trace_flags`` to every event (:func:`alog.otel.trace_context`; needs ``alog[otel]``).
     """
     return Pipeline(
         *destinations,
@@ -674,6 +696,7 @@ def run(
         levels=levels,
         fields=fields,
         processors=processors,
+        otel=otel,
         max_events=max_events,
         max_bytes=max_bytes,
         max_event_bytes=max_event_bytes,
