@@ -26,9 +26,10 @@ except ImportError as missing:  # pragma: no cover - the test extra installs it
 if TYPE_CHECKING:
     from opentelemetry.context import Context
 
+    from ._destinations.otlp import OTLP, OTLPStatistics
     from ._traceparent import TraceIds
 
-__all__ = ["trace_context"]
+__all__ = ["OTLP", "OTLPStatistics", "trace_context"]
 
 _get_remote: Final = remote_parent.get
 
@@ -71,3 +72,18 @@ def trace_context(event: dict[str, Any], /) -> dict[str, Any]:
             return event
     event["trace_id"], event["span_id"], event["trace_flags"] = ids
     return event
+
+
+def __getattr__(name: str) -> object:
+    # OTLP needs opentelemetry-proto (and protobuf): imported on first use, so that the
+    # trace ids work with opentelemetry-api alone.
+    if name in ("OTLP", "OTLPStatistics"):
+        try:
+            from ._destinations import otlp
+        except ImportError as missing:
+            raise ImportError(
+                f"alog.otel.{name} needs opentelemetry-proto; install it with: "
+                "pip install 'alog[otel]'"
+            ) from missing
+        return getattr(otlp, name)
+    raise AttributeError(f"module 'alog.otel' has no attribute {name!r}")
