@@ -312,3 +312,44 @@ def test_writer_failure_stops_run_app_with_status_1(
     assert any("alog writer failed" in line for line in stderr), stderr
     last = [line for line in stderr if line.startswith("alog:")][-1]
     assert last.startswith(("alog: exiting with status 1", "alog: the server did not stop"))
+
+
+TRACEPARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-03"
+
+
+async def test_traceparent_gives_the_ids_when_no_span_was_made(log_path: Path) -> None:
+    """otel=True, no instrumentation: the caller's trace and span ids on every line."""
+    async with served(make_app(log_path, otel=True)) as client:
+        await (await client.get("/items/5", headers={"traceparent": TRACEPARENT})).read()
+        await (await client.get("/items/6")).read()
+    events = read_events(log_path)
+    app_events = [e for e in events if e["logger"] == "app"]
+    lines = [e for e in events if e["logger"] == "access"]
+    expected = ["0af7651916cd43dd8448eb211c80319c", "b7ad6b7169203331", "03"]
+    for event in (app_events[0], lines[0]):
+        assert [event["trace_id"], event["span_id"], event["trace_flags"]] == expected
+    for event in (app_events[1], lines[1]):
+        assert "trace_id" not in event
+
+
+async def test_a_span_current_in_the_handler_wins_over_traceparent(log_path: Path) -> None:
+    """A span made inside the handler (instrumentation, or by hand): its own ids."""
+    from opentelemetry.sdk.trace import TracerProvider
+
+    tracer = TracerProvider().get_tracer("tests")
+    log = alog.get_logger("app")
+    seen: list[str] = []
+
+    async def traced(request: web.Request) -> web.Response:
+        with tracer.start_as_current_span("handler") as span:
+            seen.append(f"{span.get_span_context().span_id:016x}")
+            log.info("in span")
+        return web.Response(text="ok")
+
+    app = make_app(log_path, otel=True)
+    app.router.add_get("/traced", traced)
+    async with served(app) as client:
+        await (await client.get("/traced", headers={"traceparent": TRACEPARENT})).read()
+    (event,) = [e for e in read_events(log_path) if e["msg"] == "in span"]
+    assert event["span_id"] == seen[0]
+    assert event["trace_id"] != "0af7651916cd43dd8448eb211c80319c"  # a new root span

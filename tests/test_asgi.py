@@ -463,3 +463,66 @@ def test_writer_failure_stops_uvicorn_with_status_1(
     assert any("alog writer failed" in line for line in stderr), stderr
     last = [line for line in stderr if line.startswith("alog:")][-1]
     assert last.startswith(("alog: exiting with status 1", "alog: the server did not stop"))
+
+
+# -- OpenTelemetry: traceparent, and a real instrumentation ---------------------------------
+
+TRACEPARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+
+
+def trace_ids(event: dict[str, Any]) -> tuple[Any, Any, Any]:
+    return event.get("trace_id"), event.get("span_id"), event.get("trace_flags")
+
+
+async def test_traceparent_gives_the_ids_when_no_span_was_made(tmp_path: Path) -> None:
+    """otel=True, no instrumentation: the caller's trace and span ids on every line."""
+    path = tmp_path / "out.log"
+    async with alog.run(alog.File(path), otel=True), client(make_app()) as http:
+        await http.get("/items/7", headers={"traceparent": TRACEPARENT})
+        await http.get("/items/8")
+        await http.get("/items/9", headers={"traceparent": "00-bad-header-01"})
+    app_events = [e for e in read_events(path) if e["logger"] == "app"]
+    lines = [e for e in read_events(path) if e["logger"] == "access"]
+    expected = ("0af7651916cd43dd8448eb211c80319c", "b7ad6b7169203331", "01")
+    assert trace_ids(app_events[0]) == trace_ids(lines[0]) == expected
+    assert trace_ids(app_events[1]) == trace_ids(lines[1]) == (None, None, None)
+    assert trace_ids(app_events[2]) == trace_ids(lines[2]) == (None, None, None)
+
+
+async def test_traceparent_is_ignored_without_otel(events: list[dict[str, Any]]) -> None:
+    """Correlation off: the header changes nothing on the lines."""
+    async with client(make_app()) as http:
+        await http.get("/items/7", headers={"traceparent": TRACEPARENT})
+    assert all("trace_id" not in event for event in events)
+
+
+async def test_an_instrumentations_span_wins_over_traceparent(tmp_path: Path) -> None:
+    """With FastAPI instrumented, the handler's events carry its server span, in the trace."""
+    from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    app = make_app()
+    FastAPIInstrumentor.instrument_app(app, tracer_provider=provider)
+    path = tmp_path / "out.log"
+    try:
+        async with alog.run(alog.File(path), otel=True), client(app) as http:
+            await http.get("/items/7", headers={"traceparent": TRACEPARENT})
+    finally:
+        FastAPIInstrumentor.uninstrument_app(app)
+    (app_event,) = [e for e in read_events(path) if e["logger"] == "app"]
+    (line,) = [e for e in read_events(path) if e["logger"] == "access"]
+    (server_span,) = [
+        span
+        for span in exporter.get_finished_spans()
+        if span.parent is not None and span.parent.span_id == 0xB7AD6B7169203331
+    ]
+    context = server_span.get_span_context()
+    assert context is not None
+    server = ("0af7651916cd43dd8448eb211c80319c", f"{context.span_id:016x}", "01")
+    # The instrumentation's middleware is outermost: the access line is inside its span too.
+    assert trace_ids(app_event) == trace_ids(line) == server

@@ -24,6 +24,7 @@ from aiohttp.typedefs import Handler
 
 from .._context import bound
 from .._logger import Logger, get_logger
+from .._traceparent import request_parent
 from ._lifecycle import (
     DEFAULT_EXIT_TIMEOUT,
     AppPipeline,
@@ -125,7 +126,7 @@ class RequestLogMiddleware:
         token = _handling.set(handling)
         started = time.perf_counter()
         try:
-            with bound(request_id=rid):
+            with bound(request_id=rid), request_parent(request.headers.get("traceparent")):
                 return await self._handle(request, handler, handling, started)
         finally:
             _handling.reset(token)
@@ -252,7 +253,9 @@ def setup(
 
     Adds :class:`RequestLogMiddleware` first in ``app.middlewares``, an ``on_response_prepare``
     hook that echoes the request id, and a ``cleanup_ctx`` that starts the pipeline before
-    the app's other start-up code and drains it after the app's cleanup. ``run_options`` are
+    the app's other start-up code and drains it after the app's cleanup. With
+    ``otel=True`` and no OpenTelemetry span current, events get the ids of the request's
+    ``traceparent`` header (see :mod:`alog.otel`). ``run_options`` are
     :func:`alog.run`'s (``destination=`` included), checked here. If the writer fails for
     good while the app is served, ``SystemExit(1)`` is raised through the event loop:
     ``web.run_app`` then stops listening, runs the app's cleanup and exits with status 1 (a

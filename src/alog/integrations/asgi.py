@@ -20,6 +20,7 @@ from typing import Any, Final, TypeAlias, final
 
 from .._context import bound
 from .._logger import Logger, get_logger
+from .._traceparent import request_parent
 from ._lifecycle import (
     DEFAULT_EXIT_TIMEOUT,
     AppPipeline,
@@ -48,6 +49,7 @@ ASGIApp: TypeAlias = Callable[[Scope, Receive, Send], Awaitable[None]]
 Lifespan: TypeAlias = Callable[[Any], AbstractAsyncContextManager[Any]]
 
 _ID_HEADER: Final = REQUEST_ID_HEADER.encode("ascii")
+_TRACEPARENT: Final = b"traceparent"
 _ERROR_BODY: Final = b"Internal Server Error"
 
 
@@ -59,7 +61,9 @@ class RequestLogMiddleware:
     ``scope["route"]``, as Starlette and FastAPI do), ``status``, ``duration_ms`` (until the
     last body byte was handed to the server), ``client``, ``response_bytes``, and ``headers``
     with ``log_headers=True`` (``authorization``, ``cookie``, ``set-cookie`` and
-    ``redact_headers`` redacted). ``request_id`` comes from the bound context.
+    ``redact_headers`` redacted). ``request_id`` comes from the bound context. With trace
+    correlation on (``alog.run(otel=True)``) and no OpenTelemetry span current (no
+    instrumentation), events get the ids of the request's ``traceparent`` header.
 
     Level: ``status_level(status)``, by default error for 5xx, warning for 4xx, else info. An
     exception escaping the app gives one error line carrying the structured traceback, and a
@@ -114,7 +118,7 @@ class RequestLogMiddleware:
                     ended = time.perf_counter()
             await send(message)
 
-        with bound(request_id=rid):
+        with bound(request_id=rid), request_parent(_header(scope, _TRACEPARENT)):
             try:
                 await self.app(scope, receive, send_logged)
             except Exception as error:
@@ -205,7 +209,7 @@ class RequestLogMiddleware:
             await send(message)
 
         error: BaseException | None = None
-        with bound(request_id=rid):
+        with bound(request_id=rid), request_parent(_header(scope, _TRACEPARENT)):
             try:
                 await self.app(scope, receive_logged, send_logged)
             except Exception as exc:  # noqa: BLE001 - logged with its traceback, once
