@@ -13,7 +13,9 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import anyio.lowlevel
 import pytest
+from blockbuster import blockbuster_ctx
 from opentelemetry.sdk.trace import TracerProvider
 
 import alog
@@ -271,6 +273,20 @@ def test_defaults_and_repr() -> None:
 
 
 # -- batching, retries, losses ----------------------------------------------------------------
+
+
+async def test_nothing_blocks_the_loop(receiver: Receiver) -> None:
+    """blockbuster fails the test if anything blocking runs on the loop: open, log, flush, close."""
+    tracer = TracerProvider().get_tracer("tests")
+    with blockbuster_ctx():
+        async with alog.run(OTLP(receiver.endpoint), otel=True) as pipeline:
+            for round_ in range(10):
+                with tracer.start_as_current_span("round"):
+                    for i in range(500):
+                        log.info("busy", i=i, round=round_)
+                await anyio.lowlevel.checkpoint()
+            await pipeline.aflush(10)
+    assert len(receiver.received()) == 5000
 
 
 async def test_batches_many_events_in_few_requests(receiver: Receiver) -> None:
