@@ -56,6 +56,7 @@ class Receiver:
 
     answers: deque[Answer] = field(default_factory=deque)
     delay: float = 0.0
+    refuse_until: float = 0.0  # time.monotonic() before which every request gets a 503
     requests: list[ExportLogsServiceRequest] = field(default_factory=list)
     arrivals: list[tuple[float, int]] = field(default_factory=list)  # (monotonic, status)
     content_types: list[str] = field(default_factory=list)
@@ -80,7 +81,10 @@ class Receiver:
                 if receiver.delay:
                     time.sleep(receiver.delay)
                 with receiver.lock:
-                    answer = receiver.answers.popleft() if receiver.answers else Answer()
+                    if time.monotonic() < receiver.refuse_until:
+                        answer = Answer(503)
+                    else:
+                        answer = receiver.answers.popleft() if receiver.answers else Answer()
                     receiver.arrivals.append((time.monotonic(), answer.status))
                     receiver.content_types.append(self.headers.get("Content-Type", ""))
                     receiver.headers.append(dict(self.headers.items()))

@@ -267,3 +267,26 @@ def test_alog_imports_and_otel_true_says_what_to_install() -> None:
     assert done.stdout.strip() == (
         "alog.run(otel=True) needs opentelemetry-api; install it with: pip install 'alog[otel]'"
     )
+
+
+_WITHOUT_PROTO = """
+import sys
+sys.modules["opentelemetry.proto"] = None  # opentelemetry-api alone
+import alog.otel
+print(alog.otel.trace_context({}))
+try:
+    from alog.otel import OTLP
+except ImportError as error:
+    print(error)
+"""
+
+
+def test_the_ids_need_only_the_api_and_otlp_says_what_to_install() -> None:
+    """trace_context works with opentelemetry-api alone; OTLP names the extra."""
+    done = subprocess.run(
+        [sys.executable, "-c", _WITHOUT_PROTO], capture_output=True, text=True, check=True
+    )
+    assert done.stdout.splitlines() == [
+        "{}",
+        "alog.otel.OTLP needs opentelemetry-proto; install it with: pip install 'alog[otel]'",
+    ]

@@ -289,6 +289,16 @@ async def test_nothing_blocks_the_loop(receiver: Receiver) -> None:
     assert len(receiver.received()) == 5000
 
 
+async def test_level_keeps_lower_events_out(receiver: Receiver, tmp_path: Path) -> None:
+    """OTLP(level="warning") beside a file that gets everything: filtered, not lost."""
+    async with alog.run(OTLP(receiver.endpoint, level="warning"), alog.File(tmp_path / "a")) as p:
+        log.info("chatter")
+        log.warning("look")
+    assert [r.record.body.string_value for r in receiver.received()] == ["look"]
+    otlp = p.statistics().destinations[0]
+    assert (otlp.written, otlp.filtered) == (1, 1)
+
+
 async def test_batches_many_events_in_few_requests(receiver: Receiver) -> None:
     """Thousands of events go in requests of at most MAX_RECORDS, all in order."""
     count = MAX_RECORDS * 2 + 10
@@ -322,6 +332,21 @@ async def test_503_for_a_while_is_retried_and_nothing_is_lost(receiver: Receiver
     assert (stats.written, stats.undelivered, stats.dropped) == (500, 0, 0)
     assert destination.statistics().retries >= 5
     assert [status for _, status in receiver.arrivals[:5]] == [503, 429, 502, 503, 504]
+
+
+async def test_a_receiver_refusing_for_a_second_loses_nothing(receiver: Receiver) -> None:
+    """503 for 1 s while the app keeps logging: held in the queue (within its caps), then sent."""
+    receiver.refuse_until = time.monotonic() + 1.0
+    async with alog.run(OTLP(receiver.endpoint), max_events=5000) as pipeline:
+        for i in range(3000):
+            log.info("event", i=i)
+            if i % 100 == 99:
+                await anyio.sleep(0.04)
+        assert time.monotonic() >= receiver.refuse_until  # the app logged through it
+    assert [r.attributes["i"] for r in receiver.received()] == list(range(3000))
+    stats = pipeline.statistics()
+    assert (stats.written, stats.undelivered, stats.dropped) == (3000, 0, 0)
+    assert sum(1 for _, status in receiver.arrivals if status == 503) >= 3
 
 
 async def test_retry_after_is_honoured(receiver: Receiver) -> None:
