@@ -6,6 +6,7 @@ before any pipeline exists, and a level name must mean the same thing everywhere
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Final
 
@@ -78,3 +79,22 @@ def resolve(level: str | int) -> tuple[int, str]:
     except (TypeError, ValueError):
         return 1_000, repr(level)
     return number, _names.get(number) or f"level{number}"
+
+
+_LEVEL_N: Final = re.compile(r"level(\d+)")
+
+
+def number_in_line(level: object) -> int:
+    """The number of a line's ``level`` name, for destinations that translate the line.
+
+    A registered name gives its number, ``level<N>`` (what :func:`resolve` names an
+    unregistered number) gives N; anything else (no level, not a name) is info.
+    """
+    if not isinstance(level, str):
+        return INFO
+    number, _ = resolve(level)
+    if number == 1_000:  # not a registered name: maybe one alog made up for a number
+        match = _LEVEL_N.fullmatch(level)
+        if match:
+            return int(match.group(1))
+    return number

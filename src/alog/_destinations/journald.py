@@ -71,7 +71,6 @@ OWN_FIELDS: Final = frozenset(
 
 _INVALID: Final = re.compile(r"[^A-Z0-9_]")
 _NAME: Final = re.compile(r"[A-Z][A-Z0-9_]{0,63}")
-_LEVEL_N: Final = re.compile(r"level(\d+)")
 
 
 def priority_of(level: int) -> bytes:
@@ -489,7 +488,7 @@ class JournaldStream(ThreadedFdStream):
 
     def _head_for(self, level: object) -> bytes:
         """``PRIORITY`` and ``LEVEL`` for a level name, kept for the next event at that level."""
-        head = bytearray(b"PRIORITY=" + priority_of(_level_number(level)) + b"\n")
+        head = bytearray(b"PRIORITY=" + priority_of(_levels.number_in_line(level)) + b"\n")
         if level is not None:
             _append(head, b"LEVEL", level, self._encode)
         if len(self._heads) < 256:
@@ -539,17 +538,6 @@ class JournaldStream(ThreadedFdStream):
             # The fd is the stream's to close (or to leave open under a stuck send): the
             # socket object must not close it a second time.
             self._sock.detach()
-
-
-def _level_number(level: object) -> int:
-    if not isinstance(level, str):
-        return _levels.INFO
-    number, _ = _levels.resolve(level)
-    if number == 1_000:  # not a registered name: maybe one alog made up for a number
-        match = _LEVEL_N.fullmatch(level)
-        if match:
-            return int(match.group(1))
-    return number
 
 
 _PACK_LENGTH: Final = struct.Struct("<Q").pack

@@ -50,7 +50,6 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord, ResourceLogs, ScopeLogs
 
 from .. import _levels, _state
-from .journald import _level_number
 from .threaded import ThreadedFdStream
 
 DEFAULT_ENDPOINT: Final = "http://127.0.0.1:4318/v1/logs"
@@ -479,7 +478,7 @@ class OTLPStream(ThreadedFdStream):
 def _fill(record: LogRecord, event: dict[str, Any]) -> None:
     """One event as one log record (the event is consumed)."""
     level = event.pop("level", None)
-    record.severity_number = severity_of(_level_number(level))  # type: ignore[assignment]
+    record.severity_number = severity_of(_levels.number_in_line(level))  # type: ignore[assignment]
     if type(level) is str:
         record.severity_text = level
     stamp = event.pop("time", None)
