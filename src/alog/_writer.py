@@ -19,8 +19,9 @@ import random
 import threading
 import time
 from collections import deque
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Final, TypeVar, cast
 
 import anyio
 import anyio.abc
@@ -32,6 +33,8 @@ from ._exceptions import WriterFailed
 from ._fields import stamp_now
 from ._report import said_once, to_stderr
 from .typing import DestinationState
+
+T = TypeVar("T")
 
 if TYPE_CHECKING:
     from ._backend import TrioWakeup, Wakeup
@@ -169,10 +172,7 @@ class DestinationWriter:
     async def open(self) -> None:
         """Open the stream; a required destination that cannot be opened fails the start."""
         try:
-            with anyio.fail_after(self.write_timeout):
-                self.stream = await open_destination(
-                    self.destination, write_timeout=self.write_timeout
-                )
+            self.stream = await self._open_stream()
         except Exception as error:
             self.write_errors += 1
             self.last_error = _describe(error)
@@ -321,25 +321,45 @@ class DestinationWriter:
         self.settle()
 
     async def _send_custom(self, stream: anyio.abc.ByteSendStream, data: bytes) -> None:
-        """A user's stream: its send may hang in ways no cancel reaches (a worker thread).
+        """A user's stream: its send may hang in ways no cancel reaches (a worker thread)."""
+        await self._detached(lambda: stream.send(data), "send")
 
-        It runs as a detached task (a system task under trio) that the writer gives up on
-        after ``write_timeout``, so the failure happens on time whatever the send is stuck in.
-        """
+    async def _open_stream(self) -> anyio.abc.ByteSendStream:
+        """Open the destination; a user's ``open()`` may hang like a send, and is given up
+        on the same way (a stream it returns after that is closed, never used)."""
+        return await self._detached(
+            lambda: open_destination(self.destination, write_timeout=self.write_timeout),
+            "open",
+            late=_close_quietly,
+        )
+
+    async def _detached(
+        self,
+        make: Callable[[], Awaitable[T]],
+        what: str,
+        late: Callable[[T], Awaitable[None]] | None = None,
+    ) -> T:
+        """Await ``make()`` in a detached task (a system task under trio) that the writer
+        gives up on after ``write_timeout``: the failure happens on time whatever the call is
+        stuck in. ``late`` gets a result that comes after the writer gave up."""
         if self._loop is None:
             self._loop = Loop()
-        outcome: list[BaseException | None] = []
+        outcome: list[tuple[T | None, BaseException | None]] = []
         if self._send_done is None:
             self._send_done = self._loop.new_wakeup()
         finished = self._send_done
+        given_up = False
 
         async def attempt() -> None:
             try:
-                await stream.send(data)
+                result = await make()
             except BaseException as error:  # noqa: BLE001 - handed to the writer below
-                outcome.append(error)
+                outcome.append((None, error))
             else:
-                outcome.append(None)
+                outcome.append((result, None))
+                if given_up and late is not None:
+                    with contextlib.suppress(Exception):
+                        await late(result)
             finally:
                 finished.set()
 
@@ -347,16 +367,19 @@ class DestinationWriter:
         try:
             while not outcome:
                 if not await finished.wait(self.write_timeout) and not outcome:
+                    given_up = True
                     abandon(task)
                     exit_if_stuck(self._loop, self.name, task, status=1 if self.required else None)
-                    raise TimeoutError(f"send did not return within {self.write_timeout:g} s")
+                    raise TimeoutError(f"{what} did not return within {self.write_timeout:g} s")
         finally:
             if not task.done():
+                given_up = True
                 abandon(task)  # the writer itself was cancelled (shutdown deadline)
                 exit_if_stuck(self._loop, self.name, task, status=None)
-        error = outcome[0]
+        result, error = outcome[0]
         if error is not None:
             raise error
+        return cast(T, result)
 
     def settle(self) -> None:
         """Count batches the stream finished as written and free them in the queue."""
@@ -382,6 +405,25 @@ class DestinationWriter:
             self._progress.notify()
 
     # -- failure --------------------------------------------------------------------------
+
+    def taken_in_flight(self) -> int:
+        """Events of batches in flight whose whole line the stream has already taken.
+
+        Read-only, from any thread (a copy of the ledger, under the GIL): an exit report
+        that cannot settle the books still must not count those as not written.
+        """
+        stream = self.stream
+        if not isinstance(stream, FdStream):
+            return 0
+        done = stream.done
+        taken = 0
+        for end, events, _, data in tuple(self._ledger):
+            start = end - len(data)
+            if done >= end:
+                taken += events
+            elif done > start and events:
+                taken += data.count(b"\n", 0, done - start)
+        return taken
 
     def _settle_lost(self) -> int:
         """The stream is gone: count the lines it took as written, the rest as undelivered.
@@ -467,10 +509,7 @@ class DestinationWriter:
 
     async def _reopen(self) -> None:
         try:
-            with anyio.fail_after(self.write_timeout):
-                self.stream = await open_destination(
-                    self.destination, write_timeout=self.write_timeout
-                )
+            self.stream = await self._open_stream()
         except Exception as error:  # noqa: BLE001 - still down: try again later
             self.write_errors += 1
             self.last_error = _describe(error)
