@@ -77,6 +77,12 @@ class DestinationStatistics:
     """How long the last batch took."""
     max_write_seconds: float
     """The slowest batch so far."""
+    connected: bool | None = None
+    """A socket destination: is it connected now? None for the others."""
+    reconnects: int = 0
+    """A socket destination: connections opened after the first (the peer went away)."""
+    truncated: int = 0
+    """Syslog over datagrams: messages cut to the size limit, with a marker."""
 
 
 class DestinationWriter:
@@ -515,6 +521,11 @@ class DestinationWriter:
         dropped = self.dropped + evicted
         settled = self.written + self.filtered + dropped + self.undelivered
         held = max(0, self.queue.entered() - settled)
+        link = getattr(self.stream, "connection_statistics", None)
+        connection = link() if link is not None else None
+        last_error = self.last_error
+        if connection is not None and connection.last_error is not None:
+            last_error = connection.last_error  # the stream reconnects by itself: its own
         return DestinationStatistics(
             name=self.name,
             state=self.state,
@@ -528,9 +539,12 @@ class DestinationWriter:
             batches=self.batches,
             write_errors=self.write_errors,
             reopens=self.reopens,
-            last_error=self.last_error,
+            last_error=last_error,
             last_write_seconds=self.last_write_seconds,
             max_write_seconds=self.max_write_seconds,
+            connected=None if connection is None else connection.connected,
+            reconnects=0 if connection is None else connection.reconnects,
+            truncated=0 if connection is None else connection.truncated,
         )
 
 

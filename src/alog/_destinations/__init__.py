@@ -8,12 +8,18 @@ from __future__ import annotations
 
 from .base import FdStream, check_destination, destination_options, open_destination
 from .fd import File, Stderr, Stdout
+from .socket import TCP, ConnectionStatistics, Unix
+from .syslog import Syslog
 
 __all__ = [
+    "TCP",
+    "ConnectionStatistics",
     "FdStream",
     "File",
     "Stderr",
     "Stdout",
+    "Syslog",
+    "Unix",
     "check_destination",
     "destination_options",
     "open_destination",
