@@ -5,7 +5,9 @@ folder, every listener on 127.0.0.1 or a socket in that folder, so tests run in 
 
 - ``imtcp`` on a port the kernel picks (``listenPortFileName``), kept across a restart;
 - ``imudp`` on a port picked here (8.2302 has no ``listenPortFileName`` for it);
-- ``imuxsock`` on ``log.sock`` (``SysSock.Use="off"``: never the machine's ``/dev/log``).
+- ``imuxsock`` on ``log.sock`` (``SysSock.Use="off"``: never the machine's ``/dev/log``), with
+  ``UseSpecialParser="off"`` so that it parses RFC 5424 as well as the RFC 3164 form (its
+  default parser reads only the latter).
 
 Each input has a ruleset writing two files: ``NAME.raw`` (``%rawmsg%``, the bytes as received)
 and ``NAME.fields`` (``PRI|APP-NAME|PROCID|MSGID|TIMESTAMP|HOSTNAME|MSG``, as rsyslog parsed
@@ -41,7 +43,7 @@ input(type="imtcp" address="127.0.0.1" port="{tcp_port}" listenPortFileName="{wo
       ruleset="tcp")
 input(type="imudp" address="127.0.0.1" port="{udp_port}" ruleset="udp")
 input(type="imuxsock" Socket="{work}/log.sock" ruleset="unix" RateLimit.Interval="0"
-      IgnoreTimestamp="off" CreatePath="off")
+      IgnoreTimestamp="off" UseSpecialParser="off")
 """
 _RULESET = """\
 ruleset(name="{name}") {{
@@ -106,14 +108,16 @@ class Rsyslog:
         port_file = self.work / "tcp.port"
         port_file.unlink(missing_ok=True)
         self.socket_path.unlink(missing_ok=True)
-        self.process = subprocess.Popen(
-            [RSYSLOGD, "-n", "-f", str(config), "-i", str(self.work / "rsyslogd.pid")],
-            stdout=subprocess.DEVNULL,
-            stderr=open(self.work / "rsyslogd.stderr", "ab"),  # noqa: SIM115 - the child owns it
-        )
+        with open(self.work / "rsyslogd.stderr", "ab") as stderr:  # the child keeps its copy
+            self.process = subprocess.Popen(
+                [RSYSLOGD, "-n", "-f", str(config), "-i", str(self.work / "rsyslogd.pid")],
+                stdout=subprocess.DEVNULL,
+                stderr=stderr,
+            )
         self.starts += 1
         deadline = time.monotonic() + READY_TIMEOUT
-        while not (port_file.exists() and port_file.read_text().strip()) or not (
+        fixed_port = self.tcp_port != 0  # a restart: rsyslog writes the file only for port 0
+        while not (fixed_port or (port_file.exists() and port_file.read_text().strip())) or not (
             self.socket_path.exists() and self._udp_bound()
         ):
             if self.process.poll() is not None or time.monotonic() > deadline:
@@ -121,7 +125,8 @@ class Rsyslog:
                 self.stop()
                 raise RuntimeError(f"rsyslogd did not start: {error}")
             time.sleep(0.02)
-        self.tcp_port = int(port_file.read_text())
+        if not fixed_port:
+            self.tcp_port = int(port_file.read_text())
         self._wait_tcp()
 
     def _udp_bound(self) -> bool:

@@ -277,7 +277,7 @@ class Syslog(_Builtin):
         /,
         *,
         transport: Transport | None = None,
-        format: SyslogFormat = "rfc5424",
+        format: SyslogFormat | None = None,
         app_name: str | None = None,
         facility: str | int = "user",
         tls: ssl.SSLContext | None = None,
@@ -302,6 +302,10 @@ class Syslog(_Builtin):
         else:
             raise TypeError(f"a syslog address is a path or (host, port), got {address!r}")
         self.transport: Transport = chosen  # type: ignore[assignment]  # checked above
+        if format is None:
+            # What a local daemon's socket parses by default (glibc's syslog() writes it);
+            # RFC 5424 over the network, where receivers expect it.
+            format = "rfc3164" if self.transport == "unix" else "rfc5424"
         if format not in ("rfc5424", "rfc3164"):
             raise ValueError(f"format must be 'rfc5424' or 'rfc3164', got {format!r}")
         self.format: SyslogFormat = format
