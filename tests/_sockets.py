@@ -82,7 +82,7 @@ class LineServer:
             with contextlib.suppress(OSError):
                 sock.close()
 
-    def stop(self, *, timeout: float = 5.0) -> None:
+    def stop(self, *, timeout: float = 0.2) -> None:
         """Stop like an agent that shuts down cleanly (see the module docstring)."""
         listener, self._listener = self._listener, None
         if listener is not None:
@@ -94,6 +94,8 @@ class LineServer:
         for conn in connections:
             with contextlib.suppress(OSError):
                 conn.shutdown(socket.SHUT_WR)
+        # The readers go on until each client closes (they keep what they read): a client
+        # with nothing to write notices the EOF only at its next write.
         deadline = time.monotonic() + timeout
         for thread in self._threads:
             thread.join(max(0.0, deadline - time.monotonic()))
