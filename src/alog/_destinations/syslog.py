@@ -175,11 +175,12 @@ def truncate(message: bytes, limit: int) -> bytes:
 
 
 class _Datagrams:
-    __slots__ = ("messages", "sent", "sizes")
+    __slots__ = ("formatted", "messages", "raw_size", "sent")
 
-    def __init__(self, messages: list[bytes], sizes: list[int]) -> None:
-        self.messages = messages
-        self.sizes = sizes
+    def __init__(self, lines: list[bytes]) -> None:
+        self.messages = lines  # each line becomes its message when it is next to go
+        self.formatted = 0
+        self.raw_size = 0  # the writer's bytes for the message next to go (line + newline)
         self.sent = 0
 
 
@@ -223,14 +224,7 @@ class DatagramStream(ConnectedStream):
         if data:
             lines = bytes(data).split(b"\n")
             lines.pop()
-            formatter = self._formatter
-            limit = self._max_size
-            messages = [formatter(line) for line in lines]
-            for index, message in enumerate(messages):
-                if len(message) > limit:
-                    messages[index] = truncate(message, limit)
-                    self.truncated += 1
-            self._datagrams.append(_Datagrams(messages, [len(line) + 1 for line in lines]))
+            self._datagrams.append(_Datagrams(lines))
             self.submitted += len(data)
         return self.submitted
 
@@ -241,7 +235,17 @@ class DatagramStream(ConnectedStream):
             head = out[0]
             messages = head.messages
             while head.sent < len(messages):
-                message = messages[head.sent]
+                index = head.sent
+                if head.formatted == index:
+                    # Formatted when next to go: a big batch never holds the loop at once.
+                    head.raw_size = len(messages[index]) + 1
+                    message = self._formatter(messages[index])
+                    if len(message) > self._max_size:
+                        message = truncate(message, self._max_size)
+                        self.truncated += 1
+                    messages[index] = message
+                    head.formatted = index + 1
+                message = messages[index]
                 try:
                     sock.send(message)
                 except _WOULD_BLOCK:
@@ -252,8 +256,8 @@ class DatagramStream(ConnectedStream):
                     messages[head.sent] = truncate(message, max(64, len(message) // 2))
                     self.truncated += 1
                     continue
-                self.done += head.sizes[head.sent]
                 head.sent += 1
+                self.done += head.raw_size
                 spent += len(message)
                 if spent >= budget:
                     return None
