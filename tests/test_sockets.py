@@ -208,6 +208,18 @@ async def test_optional_keeps_serving_and_counts(
     assert err.count("no connection to alog.TCP") == 1, err
 
 
+async def test_level_filters_what_the_agent_gets(server: LineServer) -> None:
+    """level= on a socket destination, as on any other: the rest is counted as filtered."""
+    log = alog.get_logger("app")
+    async with alog.run(alog.TCP("127.0.0.1", server.port, level="warning")) as pipeline:
+        log.info("kept out")
+        log.warning("sent")
+        log.error("sent too")
+    assert [e["msg"] for e in _parsed(server.wait_lines(2))] == ["sent", "sent too"]
+    (books,) = pipeline.statistics().destinations
+    assert (books.written, books.filtered) == (2, 1)
+
+
 async def test_unix_stream_socket(short_dir: Path) -> None:
     """alog.Unix: the same stream over a socket in a folder of the test's own."""
     server = LineServer(short_dir / "agent.sock").start()
@@ -296,8 +308,12 @@ async def test_tls_with_a_self_signed_certificate(tmp_path: Path) -> None:
             for i in range(3000):
                 log.info("secret", i=i, pad="x" * 100)
             await pipeline.aflush()
-            assert pipeline.flush(2.0).complete  # sync flush works over TLS too
-        assert [e["i"] for e in _parsed(server.wait_lines(3000))] == list(range(3000))
+            for i in range(3000, 3100):
+                log.info("secret", i=i)
+            result = pipeline.flush(2.0)  # sync, on the loop's thread: through TLS here
+            assert result.complete
+            assert result.written == 100
+        assert [e["i"] for e in _parsed(server.wait_lines(3100))] == list(range(3100))
     finally:
         server.stop()
 

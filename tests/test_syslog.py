@@ -152,6 +152,25 @@ async def test_unix_syslog_reconnects_when_rsyslog_restarts(rsyslog: Rsyslog) ->
     assert pipeline.statistics().destinations[0].reconnects == 1
 
 
+async def test_a_missing_syslog_socket_follows_required(
+    short_dir: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """No daemon at the path: required fails the start, optional counts and goes on."""
+    path = short_dir / "no-daemon.sock"
+    with pytest.raises(alog.WriterFailed, match="No such file or directory"):
+        async with alog.run(alog.Syslog(path), write_timeout=0.5):
+            pytest.fail("the block must not run")
+    assert capfd.readouterr().err.count("alog:") == 1
+    log = alog.get_logger("app")
+    pipeline = alog.run(alog.Syslog(path, required=False), shutdown_timeout=0.3)
+    async with pipeline:
+        log.info("nobody hears this")
+    (books,) = pipeline.statistics().destinations
+    assert books.connected is False
+    assert books.written == 0
+    assert books.undelivered == 1
+
+
 def test_severity_follows_the_level() -> None:
     """critical 2, error 3, warning 4, info 6, debug 7; custom levels by their number."""
     assert [severity(n) for n in (50, 40, 30, 20, 10, 25, 5)] == [2, 3, 4, 6, 7, 6, 7]

@@ -253,8 +253,9 @@ class DatagramStream(ConnectedStream):
                 except OSError as error:
                     if error.errno != errno.EMSGSIZE:  # the socket's own limit is lower
                         raise
-                    messages[head.sent] = truncate(message, max(64, len(message) // 2))
-                    self.truncated += 1
+                    messages[index] = truncate(message, max(64, len(message) // 2))
+                    if not message.endswith(b" bytes]"):  # (a JSON event ends with "}")
+                        self.truncated += 1  # not cut before: count it once
                     continue
                 head.sent += 1
                 self.done += head.raw_size
