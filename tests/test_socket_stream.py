@@ -16,7 +16,13 @@ import anyio
 import anyio.lowlevel
 import pytest
 
-from alog._destinations.socket import ConnectedStream, Connector, Framer, OctetFramer
+from alog._destinations.socket import (
+    ConnectedStream,
+    Connector,
+    Framer,
+    OctetFramer,
+    _refuse_self_connection,
+)
 
 
 class _Pairs(Connector):
@@ -151,3 +157,25 @@ async def test_a_required_stream_gives_up_with_the_connection_error() -> None:
     assert stream.error is not None
     with pytest.raises(ConnectionError):
         stream.submit(b"late\n")
+
+
+def test_a_socket_connected_to_itself_counts_as_refused() -> None:
+    """TCP's simultaneous open: connecting to a free port that the kernel gave the socket.
+
+    Seen in this suite: a reconnect to a stopped server's port connected to itself and took
+    every line for 60 s. Forced here by binding the socket to the port it connects to.
+    """
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.connect(sock.getsockname())
+        with pytest.raises(ConnectionRefusedError, match="connected to itself"):
+            _refuse_self_connection(sock)
+    with socket.socket() as listener, socket.create_connection(_listen(listener)) as fine:
+        _refuse_self_connection(fine)  # an ordinary connection passes
+
+
+def _listen(listener: socket.socket) -> tuple[str, int]:
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    address: tuple[str, int] = listener.getsockname()
+    return address

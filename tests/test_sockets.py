@@ -15,8 +15,10 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import anyio.lowlevel
 import anyio.to_thread
 import pytest
+from blockbuster import blockbuster_ctx
 
 import alog
 
@@ -61,6 +63,27 @@ async def test_lines_reach_a_tcp_server(server: LineServer) -> None:
     events = _parsed(server.wait_lines(2000))
     assert [e["i"] for e in events] == list(range(2000))
     assert pipeline.statistics().destinations[0].written == 2000
+
+
+@pytest.mark.parametrize("framing", ["lines", "octet-counting"])
+async def test_sending_never_blocks_the_event_loop(server: LineServer, framing: str) -> None:
+    """blockbuster fails the test if anything blocking runs on the loop: sends, reconnects."""
+    log = alog.get_logger("app")
+    async with alog.run(
+        alog.TCP("127.0.0.1", server.port, framing=framing)  # type: ignore[arg-type]
+    ) as pipeline:
+        with blockbuster_ctx():
+            for round_ in range(10):
+                for i in range(1000):
+                    log.info("busy", i=i, round=round_)
+                await anyio.lowlevel.checkpoint()
+                if round_ == 4:
+                    while not server.accepted:  # noqa: ASYNC110 - a thread's counter
+                        await anyio.sleep(0.001)
+                    server.close_connections()  # a reconnect, under blockbuster too
+            assert (await pipeline.aflush(5)).complete
+    assert pipeline.statistics().written == 10_000
+    assert pipeline.statistics().destinations[0].reconnects == 1
 
 
 async def test_a_sync_flush_writes_to_the_socket_at_once(server: LineServer) -> None:

@@ -15,6 +15,7 @@ from typing import Any
 import anyio
 import anyio.to_thread
 import pytest
+from blockbuster import blockbuster_ctx
 
 import alog
 from alog._destinations.syslog import Formatter, severity, truncate
@@ -75,6 +76,21 @@ async def test_syslog_messages_reach_rsyslog(rsyslog: Rsyslog, transport: str, f
         assert received[0]["time"][:19] == received[0]["event"]["time"][:19]
     if transport != "unix":
         assert {r["host"] for r in received} == {socket.gethostname()}
+
+
+@pytest.mark.parametrize("transport", ["unix", "udp", "tcp"])
+async def test_syslog_never_blocks_the_event_loop(rsyslog: Rsyslog, transport: str) -> None:
+    """blockbuster on: formatting and sending each message stays off blocking calls."""
+    log = alog.get_logger("app")
+    destination = alog.Syslog(_address(rsyslog, transport), transport=transport)  # type: ignore[arg-type]
+    async with alog.run(destination) as pipeline:
+        with blockbuster_ctx():
+            for round_ in range(5):
+                for i in range(200):
+                    log.info("busy", i=i, round=round_)
+                await anyio.sleep(0.01)  # UDP: let rsyslog keep up (no flow control)
+            assert (await pipeline.aflush(5)).complete
+    assert pipeline.statistics().written == 1000
 
 
 @pytest.mark.parametrize("framing", ["lines", "octet-counting"])

@@ -19,6 +19,7 @@ the next connection; frames the kernel took whole are never sent again.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import random
 import select
@@ -162,10 +163,21 @@ async def _connect_socket(
             code = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
             if code:
                 raise OSError(code, os.strerror(code)) from None
+        if family != socket.AF_UNIX:
+            _refuse_self_connection(sock)
     except BaseException:
         sock.close()
         raise
     return sock
+
+
+def _refuse_self_connection(sock: socket.socket) -> None:
+    """Nobody listens on a port in the ephemeral range and the kernel gave this socket that
+    very port: it is connected to itself (TCP's simultaneous open; UDP alike). It would take
+    every line and read it back. Seen in the tests, when a restarted server's port was free.
+    """
+    if sock.getsockname() == sock.getpeername():
+        raise ConnectionRefusedError(errno.ECONNREFUSED, "connected to itself: no listener")
 
 
 async def _handshake(sock: ssl.SSLSocket, timeout: float) -> None:
