@@ -27,6 +27,7 @@ class LineServer:
         self._threads: list[threading.Thread] = []
         self._lock = threading.Lock()
         self.accepted = 0
+        self.closed_by_client = 0  # connections the client closed (EOF read here)
 
     @property
     def port(self) -> int:
@@ -73,6 +74,8 @@ class LineServer:
             while True:
                 data = sock.recv(65536)
                 if not data:
+                    with self._lock:
+                        self.closed_by_client += 1
                     return
                 with self._lock:
                     buffer += data
@@ -95,7 +98,7 @@ class LineServer:
             with contextlib.suppress(OSError):
                 conn.shutdown(socket.SHUT_WR)
         # The readers go on until each client closes (they keep what they read): a client
-        # with nothing to write notices the EOF only at its next write.
+        # with nothing to write notices the EOF within a second (the writer's idle check).
         deadline = time.monotonic() + timeout
         for thread in self._threads:
             thread.join(max(0.0, deadline - time.monotonic()))

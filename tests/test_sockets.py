@@ -165,6 +165,26 @@ async def test_peer_eof_stops_writing_and_reconnects(server: LineServer) -> None
     assert pipeline.statistics().destinations[0].reconnects == 1
 
 
+async def test_an_idle_connection_notices_the_peer_close_within_a_second(
+    server: LineServer,
+) -> None:
+    """With nothing to send, the peer's half-close is still answered: closed, not connected."""
+    log = alog.get_logger("app")
+    async with alog.run(alog.TCP("127.0.0.1", server.port)) as pipeline:
+        log.info("one")
+        await pipeline.aflush()
+        await anyio.to_thread.run_sync(server.wait_lines, 1)
+        server.close_connections()
+        with anyio.fail_after(3):
+            while server.closed_by_client == 0:  # noqa: ASYNC110 - a thread's counter
+                await anyio.sleep(0.01)
+        assert pipeline.statistics().destinations[0].connected is False
+        log.info("two")  # reconnects for it
+        assert (await pipeline.aflush(5)).complete
+        assert pipeline.statistics().destinations[0].connected is True
+    assert len(server.wait_lines(2)) == 2
+
+
 async def test_required_with_no_server_fails_at_start_within_write_timeout(
     capfd: pytest.CaptureFixture[str],
 ) -> None:

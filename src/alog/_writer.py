@@ -41,6 +41,8 @@ if TYPE_CHECKING:
 
 RETRY_FIRST: Final = 0.5
 RETRY_MAX: Final = 30.0
+IDLE_CHECK: Final = 1.0
+"""An idle writer calls its stream's ``check_idle`` this often (seconds), if it asks to."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -227,7 +229,13 @@ class DestinationWriter:
                 timeout = None
                 if self.state == "retrying":
                     timeout = max(0.0, self._retry_at - time.monotonic())
-                await self._wakeup.wait(timeout)
+                # A socket watches for its peer's close while idle too (FdStream.check_idle).
+                watch = isinstance(stream, FdStream) and stream.checks_idle
+                if watch:
+                    timeout = IDLE_CHECK if timeout is None else min(timeout, IDLE_CHECK)
+                if not await self._wakeup.wait(timeout) and watch:
+                    assert isinstance(stream, FdStream)
+                    stream.check_idle()
 
     def _take(self, chunks: list[Chunk], upto: int) -> tuple[bytes | bytearray, int]:
         """Move past what was read, counting gaps and level filtering: the lines to write."""

@@ -9,11 +9,12 @@ connection is down therefore wait in the bounded queue, under its caps and its d
 restarting agent is a pause, not a failure. Only a required destination with no connection for
 ``write_timeout`` fails.
 
-What the books call written is what the kernel accepted; before every write the read side is
-checked for the peer's close (EOF: an agent shutting down with ``shutdown(SHUT_WR)``), and
-nothing more is written to a connection the peer closed. A frame (a line, or an octet-counted
-message) that the kernel took only part of when the connection broke is sent again, whole, on
-the next connection; frames the kernel took whole are never sent again.
+What the books call written is what the kernel accepted; before every write (and once a second
+while idle) the read side is checked for the peer's close (EOF: an agent shutting down with
+``shutdown(SHUT_WR)``), and nothing more is written to a connection the peer closed. A frame
+(a line, or an octet-counted message) that the kernel took only part of when the connection
+broke is sent again, whole, on the next connection; frames the kernel took whole are never
+sent again.
 """
 
 from __future__ import annotations
@@ -369,6 +370,22 @@ class ConnectedStream(FdStream):
                 return error
             if not got:
                 return PeerClosed(f"{self.description} closed the connection")
+
+    checks_idle = True
+
+    @keyboard_interrupt_safe
+    def check_idle(self) -> None:
+        """The writer is idle: if the peer closed, close now (and reconnect at the next write).
+
+        So an agent that half-closes and waits for us sees our close within a second, and
+        ``connected`` says so, instead of at the next event.
+        """
+        sock = self._sock
+        if sock is None or self._busy or self._has_pending():
+            return
+        closed = self._peer_closed(sock)
+        if closed is not None:
+            self._disconnect(closed)
 
     # -- writing --------------------------------------------------------------------------
 
