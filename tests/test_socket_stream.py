@@ -179,3 +179,20 @@ def _listen(listener: socket.socket) -> tuple[str, int]:
     listener.listen()
     address: tuple[str, int] = listener.getsockname()
     return address
+
+
+async def test_a_connection_lost_while_idle_is_not_held_against_a_required_stream() -> None:
+    """The peer closed long ago while nothing was to be sent: the next batch still connects."""
+    pairs = _Pairs()
+    stream = ConnectedStream(pairs, framer=Framer(), required=True, stall_timeout=0.3)
+    await stream.connect_first()
+    pairs.far[0].shutdown(socket.SHUT_WR)
+    await anyio.sleep(0.01)
+    stream.check_idle()  # what the idle writer does every second: sees the close
+    assert stream.connection_statistics().connected is False
+    await anyio.sleep(0.5)  # longer than stall_timeout, with nothing to send
+    await stream.wait_sent(stream.submit(b"later\n"))
+    assert _drain(pairs.far[1]) == b"later\n"
+    await stream.aclose()
+    for far in pairs.far:
+        far.close()

@@ -289,7 +289,7 @@ class ConnectedStream(FdStream):
     async def connect_first(self) -> None:
         """At open: a required destination must connect within ``stall_timeout``."""
         if self.required:
-            await self._reconnect()
+            await self._reconnect(time.monotonic())
         else:
             with contextlib.suppress(OSError, TimeoutError):
                 await self._attempt(self._connector.connect_timeout)
@@ -310,15 +310,16 @@ class ConnectedStream(FdStream):
             to_stderr(f"alog: reconnected to {self.description}")
         self._announced = False
 
-    async def _reconnect(self) -> None:
+    async def _reconnect(self, since: float) -> None:
         """Connect, with exponential backoff and jitter; a required stream gives up in time.
 
-        A required stream makes its last attempt a little before ``stall_timeout`` is up, so
-        that it fails with the connection's own error rather than the writer's backstop.
+        ``since``: when data began to wait for a connection (the clock of ``stall_timeout``).
+        A required stream makes its last attempt a little before that time is up, so that it
+        fails with the connection's own error rather than the writer's backstop.
         """
         delay = RECONNECT_FIRST
         margin = min(0.1, self.stall_timeout / 10)
-        deadline = self._down_since + self.stall_timeout - margin
+        deadline = since + self.stall_timeout - margin
         while True:
             timeout = self._connector.connect_timeout
             if self.required:
@@ -473,10 +474,13 @@ class ConnectedStream(FdStream):
         return bool(self._out)
 
     async def wait_sent(self, target: int) -> None:
-        last_progress = time.monotonic()
+        started = last_progress = time.monotonic()
         while self.done < target:
             if self._sock is None:
-                await self._reconnect()
+                # The clock starts when this data began to wait, or when the connection went
+                # if that was later: a peer that closed an idle connection an hour ago has
+                # not kept this batch waiting for an hour.
+                await self._reconnect(max(started, self._down_since))
                 last_progress = time.monotonic()
                 continue
             before = self.done
