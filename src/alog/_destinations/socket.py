@@ -356,8 +356,7 @@ class ConnectedStream(FdStream):
         self._down_since = time.monotonic()
         self.connection_error = _describe(cause, 0)
         if sock is not None:
-            with contextlib.suppress(OSError):
-                sock.close()
+            _close(sock)
         self._rewind()
 
     def _peer_closed(self, sock: socket.socket) -> BaseException | None:
@@ -503,7 +502,10 @@ class ConnectedStream(FdStream):
                     continue
                 sock = self._sock
                 assert sock is not None
-                with anyio.move_on_after(min(_WATCH_EVERY, self.stall_timeout - idle)):
+                with (
+                    anyio.move_on_after(min(_WATCH_EVERY, self.stall_timeout - idle)),
+                    contextlib.suppress(anyio.ClosedResourceError),  # closed by a sync flush
+                ):
                     await anyio.wait_writable(sock)
             else:
                 await anyio.lowlevel.checkpoint()
@@ -547,9 +549,16 @@ class ConnectedStream(FdStream):
             sock, self._sock = self._sock, None
             self.fd = -1
             if sock is not None:
-                with contextlib.suppress(OSError):
-                    sock.close()
+                _close(sock)
         await anyio.lowlevel.checkpoint()
+
+
+def _close(sock: socket.socket) -> None:
+    """Close a socket the writer task may be waiting on (a flush in a signal handler broke it)."""
+    with contextlib.suppress(Exception):  # no loop here (an atexit flush): nobody waits on it
+        anyio.notify_closing(sock)
+    with contextlib.suppress(OSError):
+        sock.close()
 
 
 def _describe(error: BaseException, timeout: float) -> str:
