@@ -390,7 +390,8 @@ class Syslog(_Builtin):
         parts = [where, f"transport={self.transport!r}", f"format={self.format!r}"]
         parts.append(f"app_name={self.app_name!r}")
         if self.facility != 1:
-            parts.append(f"facility={self.facility}")
+            names = [name for name, number in FACILITIES.items() if number == self.facility]
+            parts.append(f"facility={names[0]!r}" if names else f"facility={self.facility}")
         if self.tls is not None:
             parts.append("tls=<SSLContext>")
         options = self._options()
