@@ -185,8 +185,8 @@ class _Datagrams:
 
 
 class UDPConnector(Connector):
-    def __init__(self, host: str, port: int, *, description: str) -> None:
-        super().__init__(description, connect_timeout=5.0)
+    def __init__(self, host: str, port: int, *, description: str, connect_timeout: float) -> None:
+        super().__init__(description, connect_timeout=connect_timeout)
         self.host = host
         self.port = port
 
@@ -366,7 +366,9 @@ class Syslog(_Builtin):
         else:
             if self.transport == "udp":
                 assert isinstance(self.address, tuple)
-                connector = UDPConnector(*self.address, description=description)
+                connector = UDPConnector(
+                    *self.address, description=description, connect_timeout=self.connect_timeout
+                )
             else:
                 assert isinstance(self.address, Path)
                 connector = UnixConnector(
