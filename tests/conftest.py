@@ -114,7 +114,7 @@ def _no_pipeline_left_behind() -> Iterator[None]:
     yield
     leftover = _state.pipeline
     _state.pipeline = None
-    _state.sink = _state.fallback
+    _state.install(_state.fallback)
     assert leftover is None, f"test left {leftover!r} running"
 
 

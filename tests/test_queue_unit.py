@@ -48,6 +48,7 @@ def make_queue(
     overflow: Overflow = "drop_newest",
     readers: int = 1,
     track_levels: bool = False,
+    run_on_loop: Callable[[Callable[[], None]], object] | None = None,
 ) -> EventQueue:
     wakes = wakes or Wakes()
     return EventQueue(
@@ -60,6 +61,7 @@ def make_queue(
         loop_thread=threading.get_ident(),
         wake=wakes.wake,
         wake_threadsafe=wakes.wake_threadsafe,
+        run_on_loop=run_on_loop,
     )
 
 
@@ -397,6 +399,45 @@ def test_drop_oldest_evicts_the_other_sides_events_to_take_new_ones(
     assert [item["i"] for _, item in result.events if item["source"] == newcomer] == list(range(30))
     kept = [item["i"] for _, item in result.events if item["source"] == filler]
     assert kept == list(range(1000 - len(kept), 1000)), "the oldest go first"
+
+
+def test_a_thread_flood_asks_the_loop_to_seal_and_then_evicts_its_older_events_first() -> None:
+    """Loop events older than a thread's flood go first, though sealed after it began."""
+    asked: list[Callable[[], None]] = []
+    queue = make_queue(max_events=80, overflow="drop_oldest", run_on_loop=asked.append)
+    put_all(queue, "loop", [event(i, source="loop") for i in range(5)])
+    put_all(queue, "thread", [event(i, source="thread") for i in range(100)])
+    assert len(asked) == 1, "asked once, not per event"
+    asked.pop()()  # the loop runs the request between two callbacks
+    put_all(queue, "thread", [event(i, source="thread") for i in range(100, 200)])
+    assert not asked, "nothing open on the loop: nothing to ask"
+    result = read(queue)
+    assert result.values("source").count("loop") == 0, "the oldest events were evicted first"
+    kept = [item["i"] for _, item in result.events]
+    assert kept == list(range(200 - len(kept), 200))
+    stats = queue.statistics()
+    assert stats.entered == stats.evicted + len(kept) == 205
+
+
+def test_a_seal_asked_for_while_the_loop_is_inside_a_put_waits_for_the_next_one() -> None:
+    """The loop seals only outside its own sections: a request met inside one is skipped."""
+    asked: list[Callable[[], None]] = []
+    queue = make_queue(max_events=80, overflow="drop_oldest", run_on_loop=asked.append)
+    put_all(queue, "loop", [event(0, source="loop")])
+    put_all(queue, "thread", [event(i, source="thread") for i in range(100)])
+    request = asked.pop()
+    seen: list[tuple[int, int]] = []
+
+    def run_request_mid_put() -> None:
+        before = queue.entered() - queue.last_seq()  # events not yet sealed
+        request()
+        seen.append((before, queue.entered() - queue.last_seq()))
+
+    queue.put(event(1, source="loop"), INFO)  # seals the threads' lines first, then opens
+    queue.put(event(2, source="loop", value=RunsWhenRepresented(run_request_mid_put)), INFO)
+    assert seen == [(1, 1)], "the open chunk (event 1) was not sealed under the put"
+    result = read(queue)
+    assert [item["i"] for _, item in result.events if item["source"] == "loop"][-2:] == [1, 2]
 
 
 @pytest.mark.parametrize(

@@ -196,7 +196,7 @@ async def test_required_with_no_server_fails_at_start_within_write_timeout(
         async with alog.run(alog.TCP("127.0.0.1", port), write_timeout=1.0):
             pytest.fail("the block must not run")
     elapsed = time.monotonic() - started
-    assert 0.8 <= elapsed < 3.0
+    assert 0.7 <= elapsed < 3.0  # its last attempt is a little before write_timeout
     assert isinstance(caught.value.__cause__, ConnectionError)
     assert "Connection refused" in str(caught.value)
     err = capfd.readouterr().err
@@ -214,6 +214,7 @@ async def test_required_fails_when_the_server_stays_away(
         async with pipeline:
             log.info("one")
             await pipeline.aflush()
+            await anyio.to_thread.run_sync(server.wait_lines, 1)  # accepted and read
             await anyio.to_thread.run_sync(server.stop)
             started = time.monotonic()
             while True:

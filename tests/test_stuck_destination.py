@@ -14,7 +14,7 @@ import alog
 
 from .conftest import RunScript
 
-_STUCK = """
+_STUCK_STREAM = """
     import asyncio, sys, time
     import anyio, anyio.abc
     import alog
@@ -24,25 +24,30 @@ _STUCK = """
             await anyio.to_thread.run_sync(time.sleep, 1000)  # not abandonable by a cancel
         async def send_eof(self) -> None: ...
         async def aclose(self) -> None: ...
+"""
 
+_STUCK = (
+    _STUCK_STREAM
+    + """
     async def main() -> None:
         log = alog.get_logger("app")
         async with alog.run(Stuck(), write_timeout=1.0):
             while True:
                 log.info("tick")
-                await asyncio.sleep(0.01)
+                await anyio.sleep(0.01)
 
     {runner}
 """
-
-
-@pytest.mark.parametrize(
-    "runner",
-    [
-        pytest.param("asyncio.run(main())", id="asyncio"),
-        pytest.param("import uvloop; uvloop.run(main())", id="uvloop"),
-    ],
 )
+
+RUNNERS = [
+    pytest.param("asyncio.run(main())", id="asyncio"),
+    pytest.param("import uvloop; uvloop.run(main())", id="uvloop"),
+    pytest.param("anyio.run(main, backend='trio')", id="trio"),
+]
+
+
+@pytest.mark.parametrize("runner", RUNNERS)
 def test_a_send_stuck_in_a_worker_thread_fails_within_write_timeout(
     run_script: RunScript, runner: str
 ) -> None:
@@ -85,7 +90,6 @@ class _Optional:
         return "stuck"
 
 
-@pytest.mark.parametrize("anyio_backend", ["asyncio"])
 async def test_an_optional_stuck_destination_is_given_up_and_counted(
     tmp_path: Path, capfd: pytest.CaptureFixture[str]
 ) -> None:
@@ -109,3 +113,60 @@ async def test_an_optional_stuck_destination_is_given_up_and_counted(
     assert stuck.written == 0
     assert '"msg":"after"' in path.read_text()
     assert capfd.readouterr().err.count("alog: optional destination stuck failed") == 1
+
+
+_OPTIONAL_STUCK = (
+    _STUCK_STREAM
+    + """
+    class Optional:
+        required = False
+        async def open(self) -> anyio.abc.ByteSendStream:
+            return Stuck()
+        def __repr__(self) -> str:
+            return "stuck"
+
+    async def main() -> None:
+        log = alog.get_logger("app")
+        async with alog.run(alog.File("app.log"), Optional(), write_timeout=0.5) as pipeline:
+            while pipeline.statistics().destinations[1].state != "retrying":
+                log.info("tick")
+                await anyio.sleep(0.01)
+            log.info("after")
+        print("block done", flush=True)
+        {ending}
+
+    {runner}
+"""
+)
+
+
+@pytest.mark.parametrize("runner", RUNNERS)
+@pytest.mark.parametrize(
+    ("ending", "status"),
+    [
+        pytest.param("", 0, id="clean"),
+        pytest.param("raise RuntimeError('app bug')", 1, id="raises"),
+    ],
+)
+def test_a_stuck_optional_destination_does_not_hold_the_exit(
+    run_script: RunScript, runner: str, ending: str, status: int
+) -> None:
+    """The app ends while an abandoned send is stuck in a thread: the process still exits.
+
+    Before, the worker thread (asyncio) or the stuck task (trio: ``trio.run`` waits for it)
+    held the process for ever. Now it exits after a 2 s grace, saying why, with the status
+    the application's end implies.
+    """
+    started = time.monotonic()
+    result = run_script(
+        _OPTIONAL_STUCK.format(runner=runner, ending=ending),
+        timeout=30,
+    )
+    elapsed = time.monotonic() - started
+    stderr = result.stderr.decode()
+    assert result.returncode == status, stderr
+    assert result.stdout.decode().splitlines() == ["block done"]
+    assert stderr.count("alog: optional destination stuck failed") == 1, stderr
+    assert "alog: exiting: the send of optional destination stuck never returned" in stderr
+    assert ("RuntimeError: app bug" in stderr) == bool(status)
+    assert elapsed < 0.5 + 2.0 + 6.0  # write_timeout, the grace, start-up and the close

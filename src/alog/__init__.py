@@ -6,6 +6,8 @@ from ._context import bound as bound
 from ._context import current_context as current_context
 from ._destinations import TCP as TCP
 from ._destinations import File as File
+from ._destinations import Journald as Journald
+from ._destinations import JournaldStatistics as JournaldStatistics
 from ._destinations import Stderr as Stderr
 from ._destinations import Stdout as Stdout
 from ._destinations import Syslog as Syslog
@@ -26,6 +28,8 @@ __all__ = [  # noqa: RUF022 - plain sorted(), as tests/test_api.py checks
     "DestinationStatistics",
     "File",
     "FlushResult",
+    "Journald",
+    "JournaldStatistics",
     "Logger",
     "Pipeline",
     "Statistics",

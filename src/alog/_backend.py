@@ -27,11 +27,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import sys
 import threading
+import time
 from collections.abc import Callable, Coroutine
-from types import ModuleType
-from typing import Any, TypeVar
+from types import ModuleType, TracebackType
+from typing import Any, Protocol, TypeVar
 
 from ._report import to_stderr
 
@@ -255,6 +257,35 @@ class Loop:
     def mark_closed(self) -> None:
         self._closed = True
 
+    def after_main(self, callback: Callable[[BaseException | None], None]) -> None:
+        """Call ``callback`` in a thread of its own once the application's main part is over.
+
+        asyncio: when the main thread has finished (the interpreter then waits for other
+        threads); the argument is None. trio: when the main task has finished (``trio.run``
+        then waits for the system tasks, a stuck send among them); the argument is what the
+        main task raised, if anything, since ``trio.run`` may never get to raise it.
+        """
+        if self._trio is None:
+
+            def watch() -> None:
+                threading.main_thread().join()
+                callback(None)
+
+            threading.Thread(target=watch, name="alog exit watch", daemon=True).start()
+            return
+        trio = self._trio
+
+        async def sentinel() -> None:
+            try:
+                await trio.sleep_forever()
+            finally:  # system tasks are cancelled when the main task is done
+                error = _trio_main_error(trio)
+                threading.Thread(
+                    target=callback, args=(error,), name="alog exit watch", daemon=True
+                ).start()
+
+        trio.lowlevel.spawn_system_task(sentinel, name="alog exit watch")
+
     def rescue_native_cancel(self, scope_cancelled: bool) -> bool:
         """In an ``except CancelledError``: was it asyncio's own ``Task.cancel()``, now undone?
 
@@ -269,6 +300,16 @@ class Loop:
         return True
 
 
+def _trio_main_error(trio: ModuleType) -> BaseException | None:
+    """What trio's main task raised (read from trio's runner: no public API says it)."""
+    try:
+        runner = trio._core._run.GLOBAL_RUN_CONTEXT.runner
+        error = getattr(runner.main_task_outcome, "error", None)
+    except Exception:  # noqa: BLE001 - an internal of trio's that may change
+        return None
+    return error if isinstance(error, BaseException) else None
+
+
 def _nothing() -> None:
     return None
 
@@ -278,24 +319,134 @@ def _nothing() -> None:
 _detached: set[asyncio.Task[None]] = set()  # strong references: asyncio keeps weak ones
 
 
-def spawn_detached(loop: Loop, coroutine: Coroutine[Any, Any, None]) -> asyncio.Task[None] | None:
-    """asyncio: run ``coroutine`` as a task outside every task group, so that the writer can
-    give up on it (a custom destination's send stuck in a thread that cannot be cancelled,
-    which would otherwise hold the task group, and the application, for ever).
+class Detached(Protocol):
+    """A send running apart from the writer, which may give up on it."""
 
-    None under trio, where a task cannot be abandoned: the caller awaits the send itself.
+    def done(self) -> bool: ...
+
+    def cancel(self) -> object: ...
+
+
+class _TrioDetached:
+    """trio: a system task (outside every nursery of the application) in a scope of its own."""
+
+    __slots__ = ("_done", "_scope")
+
+    def __init__(self, trio: ModuleType, coroutine: Coroutine[Any, Any, None]) -> None:
+        self._scope = trio.CancelScope()
+        self._done = False
+
+        async def run() -> None:
+            try:
+                with self._scope:
+                    await coroutine
+            finally:
+                self._done = True
+
+        trio.lowlevel.spawn_system_task(run, name="alog: a destination's send")
+
+    def done(self) -> bool:
+        return self._done
+
+    def cancel(self) -> None:
+        self._scope.cancel()
+
+
+def spawn_detached(loop: Loop, coroutine: Coroutine[Any, Any, None]) -> Detached:
+    """Run ``coroutine`` outside every task group, so that the writer can give up on it (a
+    custom destination's send stuck in a thread that cannot be cancelled, which would
+    otherwise hold the task group, and the application, for ever).
+
+    ``coroutine`` must not raise: it hands its outcome over itself.
     """
     if loop._asyncio is None:
-        coroutine.close()
-        return None
+        assert loop._trio is not None
+        return _TrioDetached(loop._trio, coroutine)
     task = loop._asyncio.create_task(coroutine)
     _detached.add(task)
     task.add_done_callback(_detached.discard)
     return task
 
 
-def abandon(task: asyncio.Task[None]) -> None:
+def abandon(task: Detached) -> None:
     """Give up on a detached send: cancel it (asyncio's own cancel also releases an awaited
-    worker thread's future) and do not wait. Its thread may still hold the interpreter's exit
-    (anyio's worker threads are not daemons): :func:`alog._report.exit_if_stuck` ends that."""
+    worker thread's future) and do not wait. A thread it is stuck in may still hold the
+    interpreter's exit (anyio's worker threads are not daemons), and under trio the stuck
+    task holds ``trio.run``: :func:`exit_if_stuck` ends that."""
     task.cancel()
+
+
+class _StuckSends:
+    """The sends given up on, for one exit watch: one per process under asyncio (the main
+    thread's end), one per ``trio.run`` under trio (its main task's end)."""
+
+    __slots__ = ("names", "required", "sends")
+
+    def __init__(self) -> None:
+        self.sends: list[Detached] = []
+        self.names: list[str] = []
+        self.required = False
+
+
+_watches: dict[object, _StuckSends] = {}
+_uncaught = False
+
+
+def exit_if_stuck(
+    loop: Loop, name: str, send: Detached, *, status: int | None = 1, grace: float = 2.0
+) -> None:
+    """Once the application's main part is over, give the rest ``grace`` seconds, then end
+    the process, saying why in one line.
+
+    Armed only after alog gave up on a destination's send (or open) that had not returned:
+    the thread or task it is stuck in (not alog's; alog's own threads are daemons) would
+    otherwise keep the process from ever exiting, and a logger must end the program, not
+    hang it. If a required destination's failed that way (``status`` 1), the exit status is
+    1. With only optional ones (``status`` None) it keeps the application's own verdict as
+    far as alog can see it: 1 if an exception ended it uncaught, else 0 (a ``SystemExit``
+    code is not visible here). Nothing happens if every such send ended after all: under
+    trio that is how ``trio.run`` can finish, since the main task's end is not the process's.
+    """
+    key = loop._trio_token if loop._trio is not None else "asyncio"
+    stuck = _watches.get(key)
+    first = stuck is None
+    if stuck is None:
+        stuck = _watches[key] = _StuckSends()
+    stuck.sends.append(send)
+    stuck.names.append(name)
+    stuck.required = stuck.required or status == 1
+    if not first:
+        return
+    _watch_uncaught()
+
+    def watch(main_error: BaseException | None) -> None:
+        time.sleep(grace)
+        if loop._trio is not None and all(send.done() for send in stuck.sends):
+            _watches.pop(key, None)
+            return
+        if main_error is not None:  # trio.run will never raise it: show it as Python would
+            with contextlib.suppress(Exception):
+                sys.excepthook(type(main_error), main_error, main_error.__traceback__)
+        if stuck.required:  # a required failure said its one line already
+            os._exit(1)
+        names = ", ".join(sorted(set(stuck.names)))
+        to_stderr(f"alog: exiting: the send of optional destination {names} never returned")
+        os._exit(int(_uncaught or main_error is not None))
+
+    loop.after_main(watch)
+
+
+def _watch_uncaught() -> None:
+    if getattr(sys.excepthook, "_alog_watches_uncaught", False):
+        return
+    previous = sys.excepthook
+
+    def hook(
+        kind: type[BaseException], value: BaseException, traceback: TracebackType | None
+    ) -> None:
+        global _uncaught
+        _uncaught = True
+        previous(kind, value, traceback)
+
+    hook._alog_watches_uncaught = True  # type: ignore[attr-defined]
+    sys.excepthook = hook

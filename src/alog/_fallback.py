@@ -36,7 +36,7 @@ class StdlibFallback:
         std = logging.getLogger(logger.name)
         if not std.isEnabledFor(levelno):
             return
-        event = build_event(logger._name, logger._bound, levelname, msg, fields, None, None, "")
+        event = build_event(logger, levelname, msg, fields, None, "")
         merged = dict(islice(event.items(), 4, None))  # all but the core keys
         text = msg if not merged else f"{msg} {_logfmt(merged)}"
         std.log(

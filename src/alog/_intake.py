@@ -6,13 +6,12 @@ an ``Exception`` inside alog is counted in ``internal_errors``.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from ._events import build_event, repair_core_keys
+from ._events import Emitter, make_emitter, repair_core_keys
 
 if TYPE_CHECKING:
-    from ._logger import Logger
     from ._queue import EventQueue
     from .typing import Processor
 
@@ -38,37 +37,24 @@ class Intake:
         self.internal_errors = 0
         """Log calls lost to a bug in alog itself."""
 
-        self.emit = self._make_emit()
-        """Queue one event; never raises an ``Exception`` (a closure: this is the hot path)."""
+        self.emit: Emitter[None] = make_emitter(
+            self._process_then_put if self._processors else queue.put,
+            base=self._fields,
+            on_error=self._count_internal_error,
+        )
+        """Queue one event; never raises an ``Exception``.
 
-    def _make_emit(self) -> Callable[[Logger, int, str, str, dict[str, object], object], None]:
-        build = build_event
-        put = self._queue.put
-        base = self._fields
-        process = self._process if self._processors else None
-        intake = self
+        With no processors, the builder hands the event straight to ``queue.put``: a log
+        method, the builder and the put are the whole hot path.
+        """
 
-        def emit(
-            logger: Logger,
-            levelno: int,
-            levelname: str,
-            msg: str,
-            fields: dict[str, object],
-            exc_info: object,
-            /,
-        ) -> None:
-            try:
-                event = build(logger._name, logger._bound, levelname, msg, fields, exc_info, base)
-                if process is not None:
-                    processed = process(event)
-                    if processed is None:
-                        return
-                    event = processed
-                put(event, levelno)
-            except Exception:  # noqa: BLE001 - a log call never raises into the application
-                intake.internal_errors += 1
+    def _count_internal_error(self) -> None:
+        self.internal_errors += 1
 
-        return emit
+    def _process_then_put(self, event: dict[str, Any], levelno: int) -> None:
+        processed = self._process(event)
+        if processed is not None:
+            self._put(processed, levelno)
 
     def _process(self, event: dict[str, Any]) -> dict[str, Any] | None:
         core = {key: event[key] for key in ("time", "level", "logger", "msg")}

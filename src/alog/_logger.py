@@ -72,30 +72,30 @@ class Logger:
 
     def debug(self, msg: str, /, *, exc_info: object = None, **fields: object) -> None:
         """Log at level ``debug``."""
-        _state.sink.emit(self, 10, "debug", msg, fields, exc_info)
+        _state.emit(self, 10, "debug", msg, fields, exc_info)
 
     def info(self, msg: str, /, *, exc_info: object = None, **fields: object) -> None:
         """Log at level ``info``."""
-        _state.sink.emit(self, 20, "info", msg, fields, exc_info)
+        _state.emit(self, 20, "info", msg, fields, exc_info)
 
     def warning(self, msg: str, /, *, exc_info: object = None, **fields: object) -> None:
         """Log at level ``warning``."""
-        _state.sink.emit(self, 30, "warning", msg, fields, exc_info)
+        _state.emit(self, 30, "warning", msg, fields, exc_info)
 
     def error(self, msg: str, /, *, exc_info: object = None, **fields: object) -> None:
         """Log at level ``error``."""
-        _state.sink.emit(self, 40, "error", msg, fields, exc_info)
+        _state.emit(self, 40, "error", msg, fields, exc_info)
 
     def critical(self, msg: str, /, *, exc_info: object = None, **fields: object) -> None:
         """Log at level ``critical``."""
-        _state.sink.emit(self, 50, "critical", msg, fields, exc_info)
+        _state.emit(self, 50, "critical", msg, fields, exc_info)
 
     def exception(self, msg: str, /, *, exc_info: object = True, **fields: object) -> None:
         """Log at level ``error`` with the exception being handled, as structured fields."""
         # Captured here: by the time the writer runs, the exception is no longer current.
         if exc_info is True:
             exc_info = sys.exc_info()[1]
-        _state.sink.emit(self, 40, "error", msg, fields, exc_info)
+        _state.emit(self, 40, "error", msg, fields, exc_info)
 
     def log(
         self, level: str | int, msg: str, /, *, exc_info: object = None, **fields: object
@@ -103,7 +103,7 @@ class Logger:
         """Log at a level given by name (including custom levels) or number."""
         levelno, levelname = _levels.resolve(level)
         if levelno >= type(self)._threshold:
-            _state.sink.emit(self, levelno, levelname, msg, fields, exc_info)
+            _state.emit(self, levelno, levelname, msg, fields, exc_info)
 
 
 def _disabled(self: Logger, msg: str, /, *, exc_info: object = None, **fields: object) -> None:

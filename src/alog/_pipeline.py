@@ -44,7 +44,7 @@ from ._progress import Progress
 from ._queue import EventQueue
 from ._records import FlushResult, Statistics
 from ._report import said_once, to_stderr
-from ._signals import SigtermHandler, check_can_handle_sigterm
+from ._signals import SighupHandler, SigtermHandler, check_can_handle_sigterm
 from ._writer import DestinationWriter
 from .typing import Overflow, WriterState
 
@@ -101,7 +101,10 @@ class Pipeline:
         write_timeout: float = 10.0,
         shutdown_timeout: float = 5.0,
         handle_sigterm: bool = False,
+        reopen_on_sighup: bool = False,
     ) -> None:
+        if not isinstance(reopen_on_sighup, bool):
+            raise TypeError(f"reopen_on_sighup must be True or False, got {reopen_on_sighup!r}")
         _positive("max_events", max_events, integer=True)
         _positive("max_bytes", max_bytes, integer=True)
         _positive("max_event_bytes", max_event_bytes, integer=True)
@@ -147,6 +150,7 @@ class Pipeline:
         self.write_timeout = float(write_timeout)
         self.shutdown_timeout = float(shutdown_timeout)
         self.handle_sigterm = bool(handle_sigterm)
+        self.reopen_on_sighup = reopen_on_sighup
         self._state: WriterState = "starting"
         self._entered = False
         self._loop: Loop | None = None
@@ -157,6 +161,7 @@ class Pipeline:
         self._task_group: anyio.abc.TaskGroup | None = None
         self._scopes: list[anyio.CancelScope] = []
         self._sigterm: SigtermHandler | None = None
+        self._sighup: SighupHandler | None = None
 
     def __repr__(self) -> str:
         names = ", ".join(repr(destination) for destination in self.destinations)
@@ -189,6 +194,25 @@ class Pipeline:
         if _state.pipeline is self:
             _logger.set_level(number, logger)
 
+    @keyboard_interrupt_safe
+    def reopen(self) -> bool:
+        """Reopen every file by its path (after logrotate moved it); from any thread.
+
+        Also safe in a signal handler: it only hands the request to the loop and returns at
+        once. Each file's writer then writes what it already took to the old file and opens
+        the path again between two batches (``statistics()``: ``reopens``); no line is lost
+        or split. Other destinations are unaffected. False when the pipeline is not running.
+        """
+        loop = self._loop
+        if loop is None or self._state != "running":
+            return False
+        return loop.call_soon_threadsafe(self._request_reopen)
+
+    def _request_reopen(self) -> None:
+        if self._state == "running":
+            for writer in self._writers:
+                writer.request_reopen()
+
     # -- life -----------------------------------------------------------------------------
 
     @keyboard_interrupt_safe
@@ -202,6 +226,8 @@ class Pipeline:
             )
         if self.handle_sigterm:
             check_can_handle_sigterm()
+        if self.reopen_on_sighup:
+            check_can_handle_sigterm("reopen_on_sighup")
         self._entered = True
         loop = self._loop = Loop()
         progress = self._progress = Progress(loop.thread_ident)
@@ -224,6 +250,7 @@ class Pipeline:
             loop_thread=loop.thread_ident,
             wake=wake_writers,
             wake_threadsafe=wake_writers_threadsafe,
+            run_on_loop=loop.call_soon_threadsafe,
         )
         self._writers = [
             DestinationWriter(
@@ -261,7 +288,7 @@ class Pipeline:
         self._task_group = task_group
         task_group.start_soon(self._report_losses_while_running)
         self._state = "running"
-        _state.sink = self._intake
+        _state.install(self._intake)
         _logger.configure(self.level, self.loggers)
         atexit.register(self._at_exit)
         if self.handle_sigterm:
@@ -272,6 +299,9 @@ class Pipeline:
                 stop_draining=self._stop_draining,
             )
             self._sigterm.install()
+        if self.reopen_on_sighup:
+            self._sighup = SighupHandler(self.reopen)
+            self._sighup.install()
         return self
 
     def _announce_sigterm(self) -> None:
@@ -327,7 +357,7 @@ class Pipeline:
 
     def _uninstall_sink(self) -> None:
         if _state.pipeline is self:
-            _state.sink = _state.fallback
+            _state.install(_state.fallback)
             _state.pipeline = None
             _logger.configure(0, {})
 
@@ -342,6 +372,9 @@ class Pipeline:
         if self._sigterm is not None:
             self._sigterm.uninstall()
             self._sigterm = None
+        if self._sighup is not None:
+            self._sighup.uninstall()
+            self._sighup = None
 
     @keyboard_interrupt_safe
     async def _run_writer(
@@ -423,8 +456,10 @@ class Pipeline:
             stacklevel=1,
         )
         result = self.flush(timeout=self.shutdown_timeout)
-        if result.pending:
-            to_stderr(f"alog: at exit, {result.pending} events could not be written in time")
+        # Whole lines a stalled stream took from a batch it did not finish are written.
+        not_written = result.pending - sum(writer.taken_in_flight() for writer in self._writers)
+        if not_written > 0:
+            to_stderr(f"alog: at exit, {not_written} events could not be written in time")
 
     # -- observing ------------------------------------------------------------------------
 
@@ -489,7 +524,9 @@ class Pipeline:
         with the deadline; elsewhere this waits for the writers. It never raises and never
         deadlocks: the result says what was and was not written. A flush that interrupted
         alog itself (a signal handler that landed inside a log call) cannot write without
-        corrupting that call, and returns at once with ``pending`` > 0.
+        corrupting that call, and returns at once with ``pending`` > 0. So does a flush on the
+        loop's thread for a destination that is not built in: its stream is async and the
+        loop is busy running this very call (``await pipeline.aflush()`` writes it).
         """
         deadline = time.monotonic() + _wait_seconds(timeout)
         queue = self._queue
@@ -559,7 +596,7 @@ def _forget_pipeline_in_child() -> None:
     pipeline = _state.pipeline
     if pipeline is None:
         return
-    _state.sink = _state.fallback
+    _state.install(_state.fallback)
     _state.pipeline = None
     _logger.configure(0, {})
     pipeline._forked()
@@ -622,6 +659,7 @@ def run(
     write_timeout: float = 10.0,
     shutdown_timeout: float = 5.0,
     handle_sigterm: bool = False,
+    reopen_on_sighup: bool = False,
 ) -> Pipeline:
     """Run a logging pipeline for the ``async with`` block: ``async with alog.run() as p:``.
 
@@ -631,6 +669,7 @@ def run(
     block drains the queue for at most ``shutdown_timeout`` seconds. Configuration is checked
     here, at once. ``handle_sigterm=True`` (plain ``asyncio.run`` programs, main thread only)
     turns SIGTERM into cancelling the block, a drain and a normal exit.
+    ``reopen_on_sighup=True`` (main thread only) makes SIGHUP reopen the files (logrotate).
     """
     return Pipeline(
         *destinations,
@@ -646,6 +685,7 @@ def run(
         write_timeout=write_timeout,
         shutdown_timeout=shutdown_timeout,
         handle_sigterm=handle_sigterm,
+        reopen_on_sighup=reopen_on_sighup,
     )
 
 

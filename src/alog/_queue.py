@@ -59,7 +59,7 @@ _counter: Final = itertools.count().__next__
 class Chunk:
     """Sealed lines: ``events`` events numbered ``start`` to ``start + events - 1``."""
 
-    __slots__ = ("data", "events", "keep", "levels", "start")
+    __slots__ = ("data", "events", "keep", "levels", "since", "start")
 
     def __init__(
         self,
@@ -68,12 +68,15 @@ class Chunk:
         levels: array[int] | None,
         start: int,
         *,
+        since: int = 0,
         keep: bool = False,
     ) -> None:
         self.data = data
         self.events = events
         self.levels = levels
         self.start = start
+        self.since = since
+        """When its first event came (an order, not a time): the oldest is evicted first."""
         self.keep = keep
         """alog's own reports: never evicted (they say what was lost)."""
 
@@ -111,6 +114,61 @@ class QueueStatistics:
 class EventQueue:
     """Encoded events waiting for the writers, capped in count and bytes."""
 
+    __slots__ = (
+        "_busy",
+        "_byte_limit",
+        "_chunk_bytes",
+        "_chunk_events",
+        "_chunks",
+        "_done_pos",
+        "_encode_fallbacks",
+        "_encode_into",
+        "_encoder",
+        "_event_limit",
+        "_evicted",
+        "_internal",
+        "_interrupted",
+        "_last_report",
+        "_lock",
+        "_lock_owner",
+        "_loop_thread",
+        "_losses_reported",
+        "_next_seq",
+        "_open",
+        "_open_events",
+        "_open_levels",
+        "_open_since",
+        "_other_encoder",
+        "_peak_bytes",
+        "_peak_events",
+        "_read_events",
+        "_read_limit",
+        "_read_pos",
+        "_rejected",
+        "_reports",
+        "_run_on_loop",
+        "_seal_asked",
+        "_sealed_bytes",
+        "_sealed_events",
+        "_share",
+        "_side",
+        "_thread_events",
+        "_thread_levels",
+        "_thread_open",
+        "_thread_since",
+        "_track_levels",
+        "_wake",
+        "_wake_threadsafe",
+        "closed",
+        "first_loss",
+        "last_loss",
+        "max_bytes",
+        "max_event_bytes",
+        "max_events",
+        "overflow",
+        "sleeping",
+    )
+
     def __init__(
         self,
         *,
@@ -123,6 +181,7 @@ class EventQueue:
         loop_thread: int,
         wake: Callable[[], None],
         wake_threadsafe: Callable[[], None],
+        run_on_loop: Callable[[Callable[[], None]], object] | None = None,
     ) -> None:
         self.max_events = max_events
         self.max_bytes = max_bytes
@@ -132,6 +191,9 @@ class EventQueue:
         self._loop_thread = loop_thread
         self._wake = wake
         self._wake_threadsafe = wake_threadsafe
+        # From another thread: have the loop seal its open chunk (see _thread_room).
+        self._run_on_loop = run_on_loop
+        self._seal_asked = False
         self._chunk_bytes = max(1, min(_CHUNK_BYTES, max_bytes // 8))
         self._chunk_events = max(1, max_events // 8)
         self._share = max_bytes // readers if readers > 1 else max_bytes
@@ -227,10 +289,9 @@ class EventQueue:
         counted = False
         buf = self._open
         try:
-            if self._thread_events:
-                self._seal_in_order()
-                buf = self._open
             if len(buf) >= self._byte_limit or self._open_events >= self._event_limit:
+                # The one check on the fast path: full, closed, or other threads' lines to
+                # seal before this one (they zero the limit, see _set_limits).
                 if not self._make_room():
                     return
                 buf = self._open
@@ -248,7 +309,7 @@ class EventQueue:
             if not self._open_events:
                 self._open_since = _counter()  # sealing keeps the order chunks were begun in
             self._open_events += 1
-            counted = True
+            counted = True  # no check for signals between these two: counted means kept
             if self._open_levels is not None:
                 self._open_levels.append(min(levelno, 65535))
         except BaseException:
@@ -265,17 +326,6 @@ class EventQueue:
         if self.sleeping:
             self.sleeping = False
             self._wake()
-
-    def _seal_in_order(self) -> None:
-        """Loop thread, in put: other threads' finished lines are sealed before this one.
-
-        So a line logged on the loop after another thread's call returned (an awaited
-        ``to_thread`` that logged, say) is written after it, whatever the writers' timing:
-        a later seal would put the loop's open chunk (this line) before the threads' one.
-        """
-        with self._section():
-            self._seal_open_chunks()
-            self._set_limits()
 
     def _encode_alone(self, event: dict[str, object]) -> bytes:
         try:
@@ -328,9 +378,8 @@ class EventQueue:
             ):
                 self._seal_thread_chunk()
                 self._set_limits()
-            else:  # what the loop's open chunk may still take, without recounting everything
-                self._byte_limit -= size
-                self._event_limit -= 1
+            else:  # the loop's next put seals this line first, and recounts its room
+                self._event_limit = 0
             wake = self.sleeping
             if wake:
                 self.sleeping = False  # one hand-off wakes the writers; later calls need none
@@ -384,7 +433,13 @@ class EventQueue:
         )
 
     def _make_room(self) -> bool:
-        """Loop thread: the open chunk reached its limit; seal it, or apply the policy."""
+        """Loop thread, in put: seal what is open (other threads' lines first), make room.
+
+        The open chunk reached its limit, or other threads have lines waiting: a line
+        logged on the loop after another thread's call returned (an awaited ``to_thread``
+        that logged, say) is so written after it, whatever the writers' timing. False if
+        the event is refused (counted).
+        """
         with self._section():
             if self.closed:
                 self._rejected += 1
@@ -405,6 +460,16 @@ class EventQueue:
             return True
         if self._thread_events:
             self._seal_thread_chunk()
+        if (
+            self.overflow == "drop_oldest"
+            and self._open_events
+            and self._run_on_loop is not None
+            and not self._seal_asked
+        ):
+            # Only the loop may seal its open chunk, and until it does nobody can evict it:
+            # its events, older than this flood perhaps, would outlive the flood's.
+            self._seal_asked = True
+            self._run_on_loop(self._seal_when_asked)
         if self._free_room(size):
             return True
         if (
@@ -442,11 +507,21 @@ class EventQueue:
         )
 
     def _evict_oldest(self) -> bool:
+        """Evict the chunk whose first event is the oldest, of those nobody is writing.
+
+        By age, not by place: the loop's chunk, sealed after other threads' newer ones,
+        is still the first to go.
+        """
+        oldest: tuple[int, Chunk] | None = None
         for index, chunk in enumerate(self._chunks):
-            if not chunk.keep and not self._in_flight(chunk):
-                self._drop_chunk(index, chunk)
-                return True
-        return False
+            if chunk.keep or self._in_flight(chunk):
+                continue
+            if oldest is None or chunk.since < oldest[1].since:
+                oldest = (index, chunk)
+        if oldest is None:
+            return False
+        self._drop_chunk(*oldest)
+        return True
 
     def _evict_over_share(self) -> bool:
         """A reader holding more than its share loses its oldest chunk nobody else needs."""
@@ -529,7 +604,10 @@ class EventQueue:
         others_bytes = self._held_bytes() - len(self._open)
         others_events = self._held_events() - self._open_events
         self._byte_limit = min(self._chunk_bytes, self.max_bytes - others_bytes)
-        self._event_limit = min(self._chunk_events, self.max_events - others_events)
+        # Other threads' open lines: the loop's next put seals them before its own.
+        self._event_limit = (
+            0 if self._thread_events else min(self._chunk_events, self.max_events - others_events)
+        )
 
     # -- sealing ----------------------------------------------------------------------------
 
@@ -538,16 +616,19 @@ class EventQueue:
         data: bytes | bytearray,
         events: int,
         levels: array[int] | None,
+        since: int,
         *,
         keep: bool = False,
     ) -> None:
-        self._chunks.append(Chunk(data, events, levels, self._next_seq, keep=keep))
+        self._chunks.append(Chunk(data, events, levels, self._next_seq, since=since, keep=keep))
         self._next_seq += events
         self._sealed_events += events
         self._sealed_bytes += len(data)
 
     def _seal_thread_chunk(self) -> None:
-        self._append_chunk(self._thread_open, self._thread_events, self._thread_levels)
+        self._append_chunk(
+            self._thread_open, self._thread_events, self._thread_levels, self._thread_since
+        )
         self._thread_open = bytearray()
         self._thread_events = 0
         self._thread_levels = array("H") if self._track_levels else None
@@ -558,7 +639,7 @@ class EventQueue:
         Only the loop's own thread may: another thread could be switched out between seeing
         the loop outside its section and sealing, while the loop starts writing into it.
         """
-        self._append_chunk(self._open, self._open_events, self._open_levels)
+        self._append_chunk(self._open, self._open_events, self._open_levels, self._open_since)
         self._open = bytearray()
         self._open_events = 0
         self._open_levels = array("H") if self._track_levels else None
@@ -584,13 +665,13 @@ class EventQueue:
                 lines.append(line)
                 if levels is not None:
                     levels.append(min(levelno, 65535))
-            self._append_chunk(b"".join(lines), len(lines), levels)
+            self._append_chunk(b"".join(lines), len(lines), levels, _counter())
         internal = self._internal
         if internal:
             self._internal = []
             levels = array("H", [level for _, level in internal]) if self._track_levels else None
             data = b"".join([line for line, _ in internal])
-            self._append_chunk(data, len(internal), levels, keep=True)
+            self._append_chunk(data, len(internal), levels, _counter(), keep=True)
 
     # -- the writers' side ------------------------------------------------------------------
 
@@ -667,6 +748,12 @@ class EventQueue:
         """Events that entered so far, sealed or not (a flush's target)."""
         unsealed = self._open_events + self._thread_events + len(self._side) + len(self._internal)
         return self._next_seq + unsealed
+
+    def _seal_when_asked(self) -> None:
+        """On the loop, between callbacks: another thread needs the open chunk evictable."""
+        self._seal_asked = False
+        if not self._busy:  # inside a put or a section: the next overflow asks again
+            self.seal()
 
     def seal(self) -> int:
         """Loop thread: seal what is open; the sequence number after everything queued."""

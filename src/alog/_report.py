@@ -7,8 +7,6 @@ import os
 import select
 import stat
 import sys
-import threading
-import time
 from types import TracebackType
 
 
@@ -52,28 +50,3 @@ def said_once(error: BaseException) -> None:
             previous(kind, value, traceback)
 
     sys.excepthook = hook
-
-
-_exit_watch: threading.Thread | None = None
-
-
-def exit_if_stuck(status: int = 1, grace: float = 2.0) -> None:
-    """Once the main thread has finished, give other threads ``grace`` seconds, then end the
-    process with ``status``.
-
-    Armed only after alog abandoned a destination's send that never returned: the thread it
-    was stuck in (not alog's; alog's own are daemons) would otherwise keep the interpreter
-    from ever exiting, and a failed logger must end the program, not hang it.
-    """
-    global _exit_watch
-    if _exit_watch is not None:
-        return
-
-    def watch() -> None:
-        main = threading.main_thread()
-        main.join()
-        time.sleep(grace)
-        os._exit(status)  # the failure was said once already, when it happened
-
-    _exit_watch = threading.Thread(target=watch, name="alog exit watch", daemon=True)
-    _exit_watch.start()

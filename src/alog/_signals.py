@@ -1,4 +1,5 @@
-"""``alog.run(handle_sigterm=True)``: SIGTERM as a graceful drain for plain programs.
+"""``alog.run(handle_sigterm=True)``: SIGTERM as a graceful drain for plain programs; and
+``alog.run(reopen_on_sighup=True)``: SIGHUP reopens the log files (logrotate's postrotate).
 
 (``asyncio.run``, uvloop, ``anyio.run(main, backend="trio")``: the handler only schedules a
 loop callback, which both asyncio and trio make safe from a signal handler.)
@@ -23,11 +24,11 @@ if TYPE_CHECKING:
     from ._backend import Loop
 
 
-def check_can_handle_sigterm() -> None:
+def check_can_handle_sigterm(option: str = "handle_sigterm") -> None:
     """Signal handlers belong to the main thread; fail before the pipeline starts otherwise."""
     if threading.current_thread() is not threading.main_thread():
         raise RuntimeError(
-            "alog.run(handle_sigterm=True) needs its event loop in the main thread "
+            f"alog.run({option}=True) needs its event loop in the main thread "
             "(only the main thread can handle signals)"
         )
 
@@ -71,3 +72,28 @@ class SigtermHandler:
         previous = self._previous
         if callable(previous) or previous in (signal.SIG_IGN, signal.SIG_DFL):
             signal.signal(signal.SIGTERM, previous)  # type: ignore[arg-type]
+
+
+class SighupHandler:
+    """SIGHUP reopens the files, for the life of one pipeline; the previous handler is put back.
+
+    The raw handler only schedules ``reopen`` (itself safe anywhere: it hands the request to
+    the loop), so a SIGHUP landing inside a log call or a write touches nothing they hold.
+    """
+
+    def __init__(self, reopen: Callable[[], object]) -> None:
+        self._reopen = reopen
+        self._previous: object = None
+        self.received = 0
+
+    def install(self) -> None:
+        self._previous = signal.signal(signal.SIGHUP, self._on_signal)
+
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        self.received += 1
+        self._reopen()
+
+    def uninstall(self) -> None:
+        previous = self._previous
+        if callable(previous) or previous in (signal.SIG_IGN, signal.SIG_DFL):
+            signal.signal(signal.SIGHUP, previous)  # type: ignore[arg-type]

@@ -1,13 +1,16 @@
 """alog's process-global state, all of it: where log calls go right now.
 
-``sink`` receives every enabled log call. It is the stdlib fallback until ``alog.run`` installs
-a pipeline's queue, and again after the pipeline closes. ``pipeline`` is the running pipeline,
+``sink`` receives every enabled log call, through ``emit`` (its ``emit``, kept here so that a
+log method reaches it with two specialised loads). It is the stdlib fallback until
+``alog.run`` installs a pipeline's intake, and again after the pipeline closes; change it only
+with :func:`install`. ``pipeline`` is the running pipeline,
 for ``alog.flush()``. One pipeline runs per process at a time: log calls come from anywhere
 (other threads, libraries, import time), so the destination cannot be chosen per context.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol
 
 from ._fallback import StdlibFallback
@@ -34,4 +37,14 @@ class Sink(Protocol):
 
 fallback: Sink = StdlibFallback()
 sink: Sink = fallback
+emit: Callable[[Logger, int, str, str, dict[str, object], object], None] = fallback.emit
+
+
+def install(new: Sink) -> None:
+    """Make ``new`` the sink of every log call from now on."""
+    global sink, emit
+    emit = new.emit
+    sink = new
+
+
 pipeline: Pipeline | None = None

@@ -19,19 +19,22 @@ import random
 import threading
 import time
 from collections import deque
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Final, TypeVar, cast
 
 import anyio
 import anyio.abc
 import anyio.lowlevel
 
-from ._backend import Loop, abandon, spawn_detached
-from ._destinations import FdStream, open_destination
+from ._backend import Loop, abandon, exit_if_stuck, spawn_detached
+from ._destinations import FdStream, FileStream, open_destination
 from ._exceptions import WriterFailed
 from ._fields import stamp_now
-from ._report import exit_if_stuck, said_once, to_stderr
+from ._report import said_once, to_stderr
 from .typing import DestinationState
+
+T = TypeVar("T")
 
 if TYPE_CHECKING:
     from ._backend import TrioWakeup, Wakeup
@@ -72,7 +75,11 @@ class DestinationStatistics:
     write_errors: int
     """Writes or opens that failed."""
     reopens: int
-    """Times an optional destination was opened again after a failure."""
+    """Times it was opened again: an optional one after a failure; a file on request (SIGHUP
+    with ``reopen_on_sighup=True``, ``pipeline.reopen()``) or because its path was moved or
+    deleted (logrotate's ``create`` mode)."""
+    rotations: int
+    """Times alog rotated the file itself (``alog.File(rotate_bytes=..., rotate_every=...)``)."""
     last_error: str | None
     """The last error, as text."""
     last_write_seconds: float
@@ -125,8 +132,12 @@ class DestinationWriter:
         self._ledger: deque[tuple[int, int, int, bytes | bytearray]] = deque()
         self._submitted = 0  # bytes a stream that does not count them itself has taken
         self._writing_here = False
+        self._reopen_wanted = False
         self._retry_at = 0.0
         self._retry_delay = RETRY_FIRST
+        # Said on stderr and as an event, until the destination writes again: a reopen that
+        # succeeds but never delivers is the same failure, not a new one.
+        self._announced = False
         self.written = 0
         self.filtered = 0
         self.dropped = 0
@@ -135,6 +146,7 @@ class DestinationWriter:
         self.batches = 0
         self.write_errors = 0
         self.reopens = 0
+        self._closed_stream_counts = (0, 0)  # (reopens, rotations) of streams since replaced
         self.last_error: str | None = None
         self.last_write_seconds = 0.0
         self.max_write_seconds = 0.0
@@ -153,6 +165,11 @@ class DestinationWriter:
         self._stop_at = seq
         self._wakeup.set()
 
+    def request_reopen(self) -> None:
+        """Loop thread: reopen the destination by its path (a file), between two batches."""
+        self._reopen_wanted = True
+        self._wakeup.set()
+
     @property
     def settled(self) -> int:
         """Every event before this sequence number is written or counted as lost."""
@@ -163,10 +180,7 @@ class DestinationWriter:
     async def open(self) -> None:
         """Open the stream; a required destination that cannot be opened fails the start."""
         try:
-            with anyio.fail_after(self.write_timeout):
-                self.stream = await open_destination(
-                    self.destination, write_timeout=self.write_timeout
-                )
+            self.stream = await self._open_stream()
         except Exception as error:
             self.write_errors += 1
             self.last_error = _describe(error)
@@ -189,6 +203,10 @@ class DestinationWriter:
             stream = self.stream
             if isinstance(stream, FdStream) and stream.error is not None:
                 await self._failed(stream.error)  # a synchronous flush met it first
+                continue
+            if self._reopen_wanted:
+                self._reopen_wanted = False
+                await self._reopen_stream()
                 continue
             if self.state == "retrying" and time.monotonic() >= self._retry_at:
                 await self._reopen()
@@ -317,46 +335,65 @@ class DestinationWriter:
         self.settle()
 
     async def _send_custom(self, stream: anyio.abc.ByteSendStream, data: bytes) -> None:
-        """A user's stream: its send may hang in ways no cancel reaches (a worker thread).
+        """A user's stream: its send may hang in ways no cancel reaches (a worker thread)."""
+        await self._detached(lambda: stream.send(data), "send")
 
-        Under asyncio it runs as a detached task that the writer gives up on after
-        ``write_timeout``, so the failure happens on time whatever the send is stuck in.
-        """
+    async def _open_stream(self) -> anyio.abc.ByteSendStream:
+        """Open the destination; a user's ``open()`` may hang like a send, and is given up
+        on the same way (a stream it returns after that is closed, never used)."""
+        return await self._detached(
+            lambda: open_destination(self.destination, write_timeout=self.write_timeout),
+            "open",
+            late=_close_quietly,
+        )
+
+    async def _detached(
+        self,
+        make: Callable[[], Awaitable[T]],
+        what: str,
+        late: Callable[[T], Awaitable[None]] | None = None,
+    ) -> T:
+        """Await ``make()`` in a detached task (a system task under trio) that the writer
+        gives up on after ``write_timeout``: the failure happens on time whatever the call is
+        stuck in. ``late`` gets a result that comes after the writer gave up."""
         if self._loop is None:
             self._loop = Loop()
-        outcome: list[BaseException | None] = []
+        outcome: list[tuple[T | None, BaseException | None]] = []
         if self._send_done is None:
             self._send_done = self._loop.new_wakeup()
         finished = self._send_done
+        given_up = False
 
         async def attempt() -> None:
             try:
-                await stream.send(data)
+                result = await make()
             except BaseException as error:  # noqa: BLE001 - handed to the writer below
-                outcome.append(error)
+                outcome.append((None, error))
             else:
-                outcome.append(None)
+                outcome.append((result, None))
+                if given_up and late is not None:
+                    with contextlib.suppress(Exception):
+                        await late(result)
             finally:
                 finished.set()
 
         task = spawn_detached(self._loop, attempt())
-        if task is None:  # trio: no task can be abandoned; a cancellable send still times out
-            with anyio.fail_after(self.write_timeout):
-                await stream.send(data)
-            return
         try:
             while not outcome:
                 if not await finished.wait(self.write_timeout) and not outcome:
+                    given_up = True
                     abandon(task)
-                    if self.required:
-                        exit_if_stuck()
-                    raise TimeoutError(f"send did not return within {self.write_timeout:g} s")
+                    exit_if_stuck(self._loop, self.name, task, status=1 if self.required else None)
+                    raise TimeoutError(f"{what} did not return within {self.write_timeout:g} s")
         finally:
             if not task.done():
+                given_up = True
                 abandon(task)  # the writer itself was cancelled (shutdown deadline)
-        error = outcome[0]
+                exit_if_stuck(self._loop, self.name, task, status=None)
+        result, error = outcome[0]
         if error is not None:
             raise error
+        return cast(T, result)
 
     def settle(self) -> None:
         """Count batches the stream finished as written and free them in the queue."""
@@ -364,18 +401,43 @@ class DestinationWriter:
         done = stream.done if isinstance(stream, FdStream) else self._submitted
         ledger = self._ledger
         settled = None
+        written_before = self.written
         while ledger and ledger[0][0] <= done:
-            _, events, seq, data = ledger.popleft()
-            self.written += events
+            end, events, seq, data = ledger.popleft()
+            refused = stream.take_refused(end) if isinstance(stream, FdStream) else 0
+            self.written += events - refused
+            self.undelivered += refused
             self.bytes_written += len(data)
             settled = seq
         if settled is not None:
             self._settled = settled
+            if self._announced and self.written > written_before:  # a later failure is new
+                self._announced = False
+                self._retry_delay = RETRY_FIRST
             if threading.get_ident() == self._loop_thread or not self.queue.reentered():
                 self.queue.done(self.reader, settled)
             self._progress.notify()
 
     # -- failure --------------------------------------------------------------------------
+
+    def taken_in_flight(self) -> int:
+        """Events of batches in flight whose whole line the stream has already taken.
+
+        Read-only, from any thread (a copy of the ledger, under the GIL): an exit report
+        that cannot settle the books still must not count those as not written.
+        """
+        stream = self.stream
+        if not isinstance(stream, FdStream):
+            return 0
+        done = stream.done
+        taken = 0
+        for end, events, _, data in tuple(self._ledger):
+            start = end - len(data)
+            if done >= end:
+                taken += events
+            elif done > start and events:
+                taken += data.count(b"\n", 0, done - start)
+        return taken
 
     def _settle_lost(self) -> int:
         """The stream is gone: count the lines it took as written, the rest as undelivered.
@@ -392,7 +454,9 @@ class DestinationWriter:
             start = end - len(data)
             if done > start and events:
                 taken = data.count(b"\n", 0, done - start)
-                self.written += taken
+                refused = stream.take_refused(done) if isinstance(stream, FdStream) else 0
+                self.written += taken - refused
+                self.undelivered += refused
                 self.bytes_written += done - start
                 events -= taken
                 done = start  # only the first unfinished batch can be partly written
@@ -407,12 +471,27 @@ class DestinationWriter:
         self.queue.done(self.reader, self._settled)
         self._progress.notify()
 
+    async def _reopen_stream(self) -> None:
+        """Reopen the stream's file by its path; a failure follows ``required=``."""
+        stream = self.stream
+        if self.state != "running" or not isinstance(stream, FdStream):
+            return  # retrying: its next open is a reopen anyway
+        try:
+            await stream.reopen()
+        except anyio.get_cancelled_exc_class():
+            raise
+        except Exception as error:  # noqa: BLE001 - a destination's failure, handled by policy
+            await self._failed(error)
+
     async def _failed(self, error: BaseException) -> None:
         self.write_errors += 1
         self.last_error = _describe(error)
         self._lose_in_flight()
         stream, self.stream = self.stream, None
         if stream is not None:
+            reopens, rotations = _file_counts(stream)
+            before = self._closed_stream_counts
+            self._closed_stream_counts = (before[0] + reopens, before[1] + rotations)
             await _close_quietly(stream)
         if self.required:
             self.state = "failed"
@@ -420,11 +499,11 @@ class DestinationWriter:
         self._start_retrying(error, announce=True)
 
     def _start_retrying(self, error: BaseException, *, announce: bool) -> None:
-        first = self.state != "retrying"
         self.state = "retrying"
         self._retry_at = time.monotonic() + self._retry_delay * random.uniform(0.5, 1.0)  # noqa: S311
         self._retry_delay = min(RETRY_MAX, self._retry_delay * 2)
-        if announce and first:
+        if announce and not self._announced:
+            self._announced = True
             reason = _describe(error)
             to_stderr(
                 f"alog: optional destination {self.name} failed: {reason}; counting its losses"
@@ -444,18 +523,14 @@ class DestinationWriter:
 
     async def _reopen(self) -> None:
         try:
-            with anyio.fail_after(self.write_timeout):
-                self.stream = await open_destination(
-                    self.destination, write_timeout=self.write_timeout
-                )
+            self.stream = await self._open_stream()
         except Exception as error:  # noqa: BLE001 - still down: try again later
             self.write_errors += 1
             self.last_error = _describe(error)
             self._start_retrying(error, announce=False)
             return
         self.reopens += 1
-        self.state = "running"
-        self._retry_delay = RETRY_FIRST
+        self.state = "running"  # the backoff starts over once it writes again (settle)
 
     def abandon(self) -> int:
         """Shutdown ran out of time or the pipeline failed: count what is left as undelivered."""
@@ -529,6 +604,7 @@ class DestinationWriter:
         dropped = self.dropped + evicted
         settled = self.written + self.filtered + dropped + self.undelivered
         held = max(0, self.queue.entered() - settled)
+        reopens, rotations = _file_counts(self.stream)
         link = getattr(self.stream, "connection_statistics", None)
         connection = link() if link is not None else None
         last_error = self.last_error
@@ -546,7 +622,8 @@ class DestinationWriter:
             bytes_written=self.bytes_written,
             batches=self.batches,
             write_errors=self.write_errors,
-            reopens=self.reopens,
+            reopens=self.reopens + self._closed_stream_counts[0] + reopens,
+            rotations=self._closed_stream_counts[1] + rotations,
             last_error=last_error,
             last_write_seconds=self.last_write_seconds,
             max_write_seconds=self.max_write_seconds,
@@ -564,6 +641,13 @@ async def _close_quietly(stream: anyio.abc.ByteSendStream) -> None:
         contextlib.suppress(Exception),  # the failure itself is already in the books
     ):
         await stream.aclose()
+
+
+def _file_counts(stream: object) -> tuple[int, int]:
+    """A file stream's own (reopens, rotations); nothing for other streams."""
+    if isinstance(stream, FileStream):
+        return stream.reopens, stream.rotations
+    return 0, 0
 
 
 def _describe(error: BaseException) -> str:

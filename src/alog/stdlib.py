@@ -72,7 +72,7 @@ class AlogHandler(logging.Handler):
             if logger is None:
                 logger = self._loggers.setdefault(record.name, Logger(record.name))
             _, levelname = _levels.resolve(levelno)
-            _state.sink.emit(
+            _state.emit(
                 logger, levelno, levelname, _message(record), _extra(record), _exc_info(record)
             )
         except Exception:  # noqa: BLE001 - logging's own policy: report, never raise
@@ -92,13 +92,11 @@ class AlogHandler(logging.Handler):
             msg = _message(record)
             fields = {**(context_fields.get() or {}), **_extra(record)}
         event = build_event(
-            record.name,
-            {},
+            Logger(record.name),
             levelname,
             msg,
             fields,
             _exc_info(record),
-            None,
             timestamp(int(record.created * 1e9)),
         )
         to_stderr(json.dumps(event, default=repr, ensure_ascii=False, separators=(",", ":")))

@@ -50,7 +50,7 @@ class CapturingSink:
         /,
     ) -> None:
         """Keep one event; like every sink, never raises into the log call."""
-        event = build_event(logger._name, logger._bound, levelname, msg, fields, exc_info, None, "")
+        event = build_event(logger, levelname, msg, fields, exc_info, "")
         del event["time"]
         with self._lock:
             self.events.append(event)
@@ -70,7 +70,7 @@ def capture_logs() -> Iterator[list[dict[str, Any]]]:
     previous_sink = _state.sink
     previous_pipeline = _state.pipeline
     previous_thresholds = _logger.snapshot()
-    _state.sink = sink
+    _state.install(sink)
     _logger.configure(0, {})
     try:
         yield sink.events
@@ -78,11 +78,11 @@ def capture_logs() -> Iterator[list[dict[str, Any]]]:
         if _state.sink is sink:
             pipeline = _state.pipeline
             if pipeline is previous_pipeline:
-                _state.sink = previous_sink
+                _state.install(previous_sink)
                 _logger.configure(*previous_thresholds)
             elif pipeline is None:  # the pipeline that ran when we started has ended
-                _state.sink = _state.fallback
+                _state.install(_state.fallback)
                 _logger.configure(0, {})
             else:
-                _state.sink = pipeline.sink() or _state.fallback
+                _state.install(pipeline.sink() or _state.fallback)
                 _logger.configure(pipeline.level, pipeline.loggers)

@@ -195,39 +195,6 @@ async def test_a_failing_custom_destination_cancels_the_app_and_keeps_memory_fla
     assert stats.accepted == sent[0] + stats.reports
 
 
-async def test_deleted_file_and_directory_change_nothing_for_the_app(tmp_path: Path) -> None:
-    """Unlinking the log file (and its directory) while open: writes go on, nothing fails.
-
-    The data goes to the now nameless inode, as with any Unix program; it is read back here
-    through a descriptor opened before the delete.
-    """
-    directory = tmp_path / "logs"
-    directory.mkdir()
-    path = directory / "app.log"
-    log = alog.get_logger("app")
-    async with alog.run(alog.File(path)) as pipeline:
-        for seq in range(10_000):
-            log.info("before", seq=seq)
-        assert (await pipeline.aflush(10)).complete
-        with path.open("rb") as reader:
-            path.unlink()
-            directory.rmdir()
-            for seq in range(10_000, 20_000):
-                log.info("after", seq=seq)
-                if seq % 1000 == 0:
-                    await anyio.lowlevel.checkpoint()
-            assert (await pipeline.aflush(10)).complete
-            stats = pipeline.statistics()
-            data = reader.read()
-    assert (stats.state, stats.written, stats.dropped, stats.write_errors) == (
-        "running",
-        20_000,
-        0,
-        0,
-    )
-    assert [event["seq"] for event in parse_lines(data)] == list(range(20_000))
-
-
 # Events queued when the loop goes away without leaving alog.run normally.
 LOOP_SHUTDOWN_APP = """
 import asyncio, sys

@@ -612,12 +612,6 @@ async def test_drop_oldest_keeps_the_newest_when_a_burst_went_in_flight(
     assert _seqs(fifo.events(), "new") == list(range(100))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the loop's open chunk is sealed only when full or read, and a thread cannot evict "
-    "it: with the writer stalled, loop events older than a thread's flood outlive 40,000 newer "
-    "ones and are written after them (the thread's chunks were sealed, and numbered, first)",
-)
 async def test_drop_oldest_evicts_loop_events_older_than_a_thread_flood(
     fifo: StalledFifo,
 ) -> None:

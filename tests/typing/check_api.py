@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import anyio.abc
 
 import alog
@@ -35,6 +37,16 @@ async def service(stream: anyio.abc.ByteSendStream) -> None:
         cause: BaseException | None = failure.__cause__
         del cause
     alog.flush(timeout=2.0)
+
+
+async def rotated(path: str) -> None:
+    daily = alog.File(path, rotate_every=timedelta(days=1), keep=7, compress=True)
+    by_size = alog.File(path + ".debug", rotate_bytes=10_000_000, rotate_every=3600.0)
+    async with alog.run(daily, by_size, alog.File("other.log"), reopen_on_sighup=True) as pipeline:
+        asked: bool = pipeline.reopen()
+        mine: alog.DestinationStatistics = pipeline.statistics().destinations[0]
+        counts: tuple[int, int] = (mine.reopens, mine.rotations)
+        del asked, counts
 
 
 async def to_engines() -> None:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from .base import FdStream, check_destination, destination_options, open_destination
 from .fd import File, Stderr, Stdout
+from .file import FileStream
+from .journald import Journald, JournaldStatistics
 from .socket import TCP, ConnectionStatistics, Unix
 from .syslog import Syslog
 
@@ -16,6 +18,9 @@ __all__ = [
     "ConnectionStatistics",
     "FdStream",
     "File",
+    "FileStream",
+    "Journald",
+    "JournaldStatistics",
     "Stderr",
     "Stdout",
     "Syslog",

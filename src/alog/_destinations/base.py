@@ -71,6 +71,23 @@ class FdStream(anyio.abc.ByteSendStream):
         """
         raise NotImplementedError
 
+    def take_refused(self, upto: int) -> int:
+        """Events taken and finished before offset ``upto`` that the destination refused.
+
+        A stream that sends each line on its own (journald) can see one refused while the
+        rest of the batch goes through; the writer counts those as undelivered, not written.
+        Each refusal is reported once; the default stream refuses nothing.
+        """
+        return 0
+
+    async def reopen(self) -> None:
+        """Open the destination again by its name, after what it has taken is written.
+
+        Streams with a path (:class:`~alog._destinations.file.FileStream`) do; others have
+        nothing to reopen and return at once. Raises the error if the reopen failed.
+        """
+        return
+
     checks_idle = False
     """Should the writer call :meth:`check_idle` every second while it has nothing to send?"""
 

@@ -11,15 +11,18 @@ through) and ``required=`` (does its failure stop the application; default True)
 
 from __future__ import annotations
 
+import math
 import os
 import select
 import stat
+from datetime import timedelta
 from pathlib import Path
 from typing import final
 
 import anyio.to_thread
 
 from .base import FdStream
+from .file import FileStream, Rotation, open_file, release_lock
 from .nonblocking import NonBlockingFdStream
 from .threaded import ThreadedFdStream
 
@@ -108,7 +111,14 @@ class Stderr(_StdStream):
 
 @final
 class File(_Builtin):
-    """A file opened for appending (created if missing, ``0o644`` before the umask)."""
+    """A file opened for appending (created if missing, ``0o644`` before the umask).
+
+    It follows its path: reopened on ``pipeline.reopen()`` (and SIGHUP with
+    ``alog.run(reopen_on_sighup=True)``) and when the path is moved or deleted, so logrotate's
+    ``create`` mode works. ``rotate_bytes=`` / ``rotate_every=`` rotate it in-process
+    instead: ``app.log`` is renamed ``app.log.1`` (``app.log.1.gz`` with ``compress=True``),
+    older ones shift up, and ``keep`` rotated files are kept. One process only.
+    """
 
     def __init__(
         self,
@@ -117,21 +127,94 @@ class File(_Builtin):
         *,
         level: str | int | None = None,
         required: bool = True,
+        rotate_bytes: int | None = None,
+        rotate_every: float | timedelta | None = None,
+        keep: int | None = None,
+        compress: bool = False,
     ) -> None:
         super().__init__(level=level, required=required)
+        if not isinstance(path, str | os.PathLike):
+            raise TypeError(f"path must be a str or os.PathLike, got {path!r}")
         self.path = Path(path)
+        self.rotation = _rotation(rotate_bytes, rotate_every, keep, compress)
 
     async def open_stream(self, *, write_timeout: float) -> FdStream:
         """Open the file (in a thread: opening can block too)."""
-        # O_NONBLOCK on open: a FIFO nobody reads fails at once (ENXIO) instead of hanging.
-        flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC | os.O_NONBLOCK
-        fd = await anyio.to_thread.run_sync(os.open, self.path, flags, 0o644)
+        opened = await anyio.to_thread.run_sync(open_file, self.path, self.rotation)
         try:
-            return _stream_for(fd, str(self.path), reopen=False, stall_timeout=write_timeout)
+            if stat.S_ISREG(opened.status.st_mode):
+                os.set_blocking(opened.fd, True)
+                return FileStream(
+                    opened, str(self.path), rotation=self.rotation, stall_timeout=write_timeout
+                )
+            return _stream_for(opened.fd, str(self.path), reopen=False, stall_timeout=write_timeout)
         except BaseException:
-            os.close(fd)
+            os.close(opened.fd)
+            if opened.lock_fd is not None:
+                release_lock(opened.lock_fd)
             raise
 
     def __repr__(self) -> str:
+        parts = [repr(str(self.path))]
+        rotation = self.rotation
+        if rotation is not None:
+            if rotation.max_bytes is not None:
+                parts.append(f"rotate_bytes={rotation.max_bytes}")
+            if rotation.every is not None:
+                parts.append(f"rotate_every={rotation.every:g}")
+            parts.append(f"keep={rotation.keep}")
+            if rotation.compress:
+                parts.append("compress=True")
         options = self._options()
-        return f"alog.File({str(self.path)!r}{', ' + options if options else ''})"
+        if options:
+            parts.append(options)
+        return f"alog.File({', '.join(parts)})"
+
+
+DEFAULT_KEEP = 5
+"""Rotated files kept when ``keep=`` is not given."""
+
+
+def _rotation(
+    rotate_bytes: object, rotate_every: object, keep: object, compress: object
+) -> Rotation | None:
+    """``File``'s rotation options, checked at construction."""
+    if rotate_bytes is not None:
+        if isinstance(rotate_bytes, bool) or not isinstance(rotate_bytes, int):
+            raise TypeError(f"rotate_bytes= must be an int (bytes), got {rotate_bytes!r}")
+        if rotate_bytes <= 0:
+            raise ValueError(f"rotate_bytes= must be positive, got {rotate_bytes!r}")
+    every: float | None = None
+    if rotate_every is not None:
+        if isinstance(rotate_every, timedelta):
+            every = rotate_every.total_seconds()
+        elif isinstance(rotate_every, int | float) and not isinstance(rotate_every, bool):
+            every = float(rotate_every)
+        else:
+            raise TypeError(
+                "rotate_every= must be seconds (an int or float) or a datetime.timedelta, "
+                f"got {rotate_every!r}"
+            )
+        if not every > 0 or math.isinf(every):
+            raise ValueError(
+                f"rotate_every= must be a positive finite duration, got {rotate_every!r}"
+            )
+    if keep is not None:
+        if isinstance(keep, bool) or not isinstance(keep, int):
+            raise TypeError(f"keep= must be an int (rotated files kept), got {keep!r}")
+        if keep < 1:
+            raise ValueError(f"keep= must be at least 1, got {keep!r}")
+    if not isinstance(compress, bool):
+        raise TypeError(f"compress= must be True or False, got {compress!r}")
+    if rotate_bytes is None and every is None:
+        if keep is not None or compress:
+            raise ValueError(
+                "keep= and compress= apply to rotation: give rotate_bytes= or rotate_every= too"
+            )
+        return None
+    return Rotation(
+        max_bytes=rotate_bytes,
+        every=every,
+        keep=DEFAULT_KEEP if keep is None else keep,
+        compress=compress,
+    )

@@ -318,7 +318,9 @@ class ConnectedStream(FdStream):
         fails with the connection's own error rather than the writer's backstop.
         """
         delay = RECONNECT_FIRST
-        margin = min(0.1, self.stall_timeout / 10)
+        # Room for the writer's own clock, which started a little earlier (it opens the
+        # stream in a task of its own), and for a loaded machine's scheduling.
+        margin = min(0.5, self.stall_timeout / 5)
         deadline = since + self.stall_timeout - margin
         while True:
             timeout = self._connector.connect_timeout

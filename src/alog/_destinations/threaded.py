@@ -57,22 +57,17 @@ class ThreadedFdStream(FdStream):
     def _run(self) -> None:
         while True:
             with self._cond:
-                while not self._pending and not self._closed:
+                while not self._pending and not self._closed and not self._idle_work_due():
                     self._cond.wait()
-                if not self._pending:
+                if not self._pending and self._closed:
                     return
-                data, offset = self._pending[0]
+                batch = self._pending[0] if self._pending else None
                 self._writing = True
             try:
-                view = memoryview(data)
-                while offset < len(data) and not self._closed:
-                    # Bounded pieces: once closed, the write in progress ends soon and the
-                    # books can say exactly what reached the file.
-                    written = os.write(self.fd, view[offset : offset + _PIECE])
-                    offset += written
-                    with self._cond:
-                        self.done += written
-                        self._last_progress = time.monotonic()
+                if batch is None:
+                    self._between_lines(b"", 0)  # work asked for while idle (a reopen)
+                else:
+                    self._write_batch(*batch)
             except BaseException as error:  # noqa: BLE001 - handed to whoever waits
                 with self._cond:
                     self.error = error
@@ -81,10 +76,36 @@ class ThreadedFdStream(FdStream):
                 self._notify_loop()
                 return
             with self._cond:
-                self._pending.popleft()
+                if batch is not None:
+                    self._pending.popleft()
                 self._writing = False
                 self._cond.notify_all()
             self._notify_loop()
+
+    def _write_batch(self, data: bytes | bytearray, offset: int) -> None:
+        view = memoryview(data)
+        while offset < len(data) and not self._closed:
+            stop = self._between_lines(data, offset)
+            while offset < stop and not self._closed:
+                # Bounded pieces: once closed, the write in progress ends soon and the
+                # books can say exactly what reached the file.
+                written = os.write(self.fd, view[offset : min(stop, offset + _PIECE)])
+                offset += written
+                with self._cond:
+                    self.done += written
+                    self._last_progress = time.monotonic()
+
+    def _idle_work_due(self) -> bool:
+        """Lock held: has the thread something to do with nothing to write (a file's reopen)?"""
+        return False
+
+    def _between_lines(self, data: bytes | bytearray, offset: int) -> int:
+        """Writer thread, at a line boundary of ``data`` (``offset``): where to write up to.
+
+        A stream that reopens or rotates its file does it here, so that no line is split
+        between two files. The offset returned ends a line, or is ``len(data)``.
+        """
+        return len(data)
 
     def _notify_loop(self) -> None:
         # One hand-off per batch, never per event; a closed loop has nobody waiting.
