@@ -10,7 +10,12 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).parent.parent
-PAGES = ["README.md", "docs/getting-started.md", "docs/concepts.md"]
+PAGES = [
+    "README.md",
+    "docs/getting-started.md",
+    "docs/concepts.md",
+    "docs/sockets.md",  # defines main() only: no agent to connect to here
+]
 _BLOCK = re.compile(r"```python\n(.*?)```", re.DOTALL)
 
 

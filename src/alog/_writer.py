@@ -44,6 +44,8 @@ if TYPE_CHECKING:
 
 RETRY_FIRST: Final = 0.5
 RETRY_MAX: Final = 30.0
+IDLE_CHECK: Final = 1.0
+"""An idle writer calls its stream's ``check_idle`` this often (seconds), if it asks to."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +86,12 @@ class DestinationStatistics:
     """How long the last batch took."""
     max_write_seconds: float
     """The slowest batch so far."""
+    connected: bool | None = None
+    """A socket destination: is it connected now? None for the others."""
+    reconnects: int = 0
+    """A socket destination: connections opened after the first (the peer went away)."""
+    truncated: int = 0
+    """Syslog over datagrams: messages cut to the size limit, with a marker."""
 
 
 class DestinationWriter:
@@ -239,7 +247,13 @@ class DestinationWriter:
                 timeout = None
                 if self.state == "retrying":
                     timeout = max(0.0, self._retry_at - time.monotonic())
-                await self._wakeup.wait(timeout)
+                # A socket watches for its peer's close while idle too (FdStream.check_idle).
+                watch = isinstance(stream, FdStream) and stream.checks_idle
+                if watch:
+                    timeout = IDLE_CHECK if timeout is None else min(timeout, IDLE_CHECK)
+                if not await self._wakeup.wait(timeout) and watch:
+                    assert isinstance(stream, FdStream)
+                    stream.check_idle()
 
     def _take(self, chunks: list[Chunk], upto: int) -> tuple[bytes | bytearray, int]:
         """Move past what was read, counting gaps and level filtering: the lines to write."""
@@ -591,6 +605,11 @@ class DestinationWriter:
         settled = self.written + self.filtered + dropped + self.undelivered
         held = max(0, self.queue.entered() - settled)
         reopens, rotations = _file_counts(self.stream)
+        link = getattr(self.stream, "connection_statistics", None)
+        connection = link() if link is not None else None
+        last_error = self.last_error
+        if connection is not None and connection.last_error is not None:
+            last_error = connection.last_error  # the stream reconnects by itself: its own
         return DestinationStatistics(
             name=self.name,
             state=self.state,
@@ -605,9 +624,12 @@ class DestinationWriter:
             write_errors=self.write_errors,
             reopens=self.reopens + self._closed_stream_counts[0] + reopens,
             rotations=self._closed_stream_counts[1] + rotations,
-            last_error=self.last_error,
+            last_error=last_error,
             last_write_seconds=self.last_write_seconds,
             max_write_seconds=self.max_write_seconds,
+            connected=None if connection is None else connection.connected,
+            reconnects=0 if connection is None else connection.reconnects,
+            truncated=0 if connection is None else connection.truncated,
         )
 
 

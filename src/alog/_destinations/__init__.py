@@ -10,8 +10,12 @@ from .base import FdStream, check_destination, destination_options, open_destina
 from .fd import File, Stderr, Stdout
 from .file import FileStream
 from .journald import Journald, JournaldStatistics
+from .socket import TCP, ConnectionStatistics, Unix
+from .syslog import Syslog
 
 __all__ = [
+    "TCP",
+    "ConnectionStatistics",
     "FdStream",
     "File",
     "FileStream",
@@ -19,6 +23,8 @@ __all__ = [
     "JournaldStatistics",
     "Stderr",
     "Stdout",
+    "Syslog",
+    "Unix",
     "check_destination",
     "destination_options",
     "open_destination",

@@ -88,6 +88,12 @@ class FdStream(anyio.abc.ByteSendStream):
         """
         return
 
+    checks_idle = False
+    """Should the writer call :meth:`check_idle` every second while it has nothing to send?"""
+
+    def check_idle(self) -> None:
+        """The writer is idle (a socket looks for its peer's close here)."""
+
     def reentered(self) -> bool:
         """Is this thread inside this stream's own code (a signal handler interrupted it)?
 
