@@ -87,7 +87,8 @@ class DestinationStatistics:
     max_write_seconds: float
     """The slowest batch so far."""
     connected: bool | None = None
-    """A socket destination: is it connected now? None for the others."""
+    """A connected destination (socket, syslog, journald): is it connected now? None for
+    the others."""
     reconnects: int = 0
     """A socket destination: connections opened after the first (the peer went away)."""
     truncated: int = 0

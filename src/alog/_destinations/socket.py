@@ -29,7 +29,6 @@ import ssl
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, final
 
@@ -38,7 +37,7 @@ import anyio.lowlevel
 
 from .._backend import keyboard_interrupt_safe
 from .._report import to_stderr
-from .base import FdStream
+from .base import ConnectionStatistics, FdStream
 from .fd import _Builtin
 
 Framing = Literal["lines", "octet-counting"]
@@ -54,20 +53,6 @@ _WATCH_EVERY = 0.25
 RECONNECT_FIRST = 0.1
 RECONNECT_MAX = 30.0
 _WOULD_BLOCK = (BlockingIOError, ssl.SSLWantReadError, ssl.SSLWantWriteError)
-
-
-@dataclass(frozen=True, slots=True)
-class ConnectionStatistics:
-    """What a socket destination's connection has been through."""
-
-    connected: bool
-    """Is a connection open now (as far as the last write or check knew)?"""
-    reconnects: int
-    """Connections opened after the first one."""
-    truncated: int
-    """Messages cut to a datagram's size limit (syslog over UDP or a Unix datagram socket)."""
-    last_error: str | None
-    """The last connection error, as text."""
 
 
 class Framer:
@@ -711,7 +696,6 @@ class Unix(_SocketDestination):
 __all__ = [
     "TCP",
     "ConnectedStream",
-    "ConnectionStatistics",
     "Framer",
     "OctetFramer",
     "Unix",
