@@ -159,3 +159,28 @@ def fixture_run_script(tmp_path: Path) -> RunScript:
 
 
 __all__ = ["RunScript", "alog", "read_events"]
+
+
+@pytest.fixture(name="short_dir")
+def fixture_short_dir() -> Iterator[Path]:
+    """A fresh folder with a short path: a Unix socket's path is at most 107 bytes."""
+    import shutil
+    import tempfile
+
+    folder = Path(tempfile.mkdtemp(prefix="alog-"))
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture(name="rsyslog")
+def fixture_rsyslog(short_dir: Path) -> Iterator[Any]:
+    """A real rsyslogd of this test's own (see tests/_rsyslog.py), stopped afterwards."""
+    from . import _rsyslog
+
+    engine = _rsyslog.start(short_dir / "rsyslog")
+    try:
+        yield engine
+    finally:
+        engine.stop()

@@ -10,7 +10,13 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).parent.parent
-PAGES = ["README.md", "docs/getting-started.md", "docs/concepts.md", "docs/opentelemetry.md"]
+PAGES = [
+    "README.md",
+    "docs/getting-started.md",
+    "docs/concepts.md",
+    "docs/sockets.md",  # defines main() only: no agent to connect to here
+    "docs/opentelemetry.md",  # its OTLP block finds no receiver: counted, not raised
+]
 _BLOCK = re.compile(r"```python\n(.*?)```", re.DOTALL)
 
 

@@ -120,10 +120,13 @@ async def test_flush_after_close_reports_the_closed_state(tmp_path: Path) -> Non
     assert result.complete and result.state == "closed"
 
 
-def test_flush_from_a_signal_handler_writes_queued_events(run_script: RunScript) -> None:
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+def test_flush_from_a_signal_handler_writes_queued_events(
+    run_script: RunScript, backend: str
+) -> None:
     """A handler on the loop's thread writes synchronously; os._exit right after loses nothing."""
     script = """
-        import asyncio, os, signal, sys, alog
+        import os, signal, sys, anyio, alog
         def on_signal(signum, frame):
             result = alog.flush(timeout=5)
             sys.stderr.write(f"flushed {result.written} pending {result.pending}\\n")
@@ -136,19 +139,23 @@ def test_flush_from_a_signal_handler_writes_queued_events(run_script: RunScript)
                 for i in range(20_000):
                     log.info("queued", i=i)
                 os.kill(os.getpid(), signal.SIGUSR1)
-                await asyncio.sleep(10)
-        asyncio.run(main())
+                await anyio.sleep(10)
+        anyio.run(main, backend=sys.argv[1])
     """
-    result = run_script(script)
+    result = run_script(script, args=(backend,))
     assert result.returncode == 0, result.stderr.decode()
     assert b"flushed 20000 pending 0" in result.stderr
-    assert len(result.stdout.splitlines()) == 20_000
+    numbers = [json.loads(line)["i"] for line in result.stdout.splitlines()]
+    assert numbers == list(range(20_000))
 
 
-def test_flush_at_exit_with_a_pipeline_in_another_threads_loop(run_script: RunScript) -> None:
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+def test_flush_at_exit_with_a_pipeline_in_another_threads_loop(
+    run_script: RunScript, backend: str
+) -> None:
     """An atexit flush while another thread's loop still runs the pipeline: no hang."""
     script = """
-        import asyncio, atexit, sys, threading, alog
+        import atexit, sys, threading, anyio, alog
         log = alog.get_logger("app")
         started = threading.Event()
         async def service():
@@ -156,17 +163,19 @@ def test_flush_at_exit_with_a_pipeline_in_another_threads_loop(run_script: RunSc
                 started.set()
                 while True:
                     log.info("background")
-                    await asyncio.sleep(0.001)
+                    await anyio.sleep(0.001)
         def at_exit():
             result = alog.flush(timeout=2)
             sys.stderr.write(f"atexit flush: pending={result.pending}\\n")
-        threading.Thread(target=asyncio.run, args=(service(),), daemon=True).start()
+        threading.Thread(
+            target=anyio.run, args=(service,), kwargs={"backend": sys.argv[1]}, daemon=True
+        ).start()
         started.wait(5)
         log.info("from main")
         atexit.register(at_exit)
     """
     started = time.monotonic()
-    result = run_script(script, timeout=30)
+    result = run_script(script, timeout=30, args=(backend,))
     assert result.returncode == 0, result.stderr.decode()
     assert time.monotonic() - started < 15
     assert b"atexit flush: pending=0" in result.stderr

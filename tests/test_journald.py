@@ -271,6 +271,7 @@ async def test_a_burst_is_stored_exactly_as_the_books_say(
             if i % 500 == 0:
                 await anyio.lowlevel.checkpoint()
         assert destination.statistics().connected
+        assert pipeline.statistics().destinations[0].connected is True
     assert destination.statistics() == alog.JournaldStatistics(
         socket=str(server.socket),
         connected=False,
@@ -476,6 +477,8 @@ async def test_journald_restarted_loses_nothing_the_books_call_written(
     assert stats.undelivered == 0
     assert 0 <= unseen <= _socket_queue_bound()
     assert destination.statistics().reconnects >= 1
+    (mine,) = stats.destinations  # the same numbers as every connected destination's
+    assert mine.reconnects == destination.statistics().reconnects
 
 
 async def test_an_optional_journald_comes_back(

@@ -176,57 +176,62 @@ async def test_a_pipe_nobody_reads_fails_after_write_timeout(
     assert "no progress writing" in capfd.readouterr().err
 
 
-def test_asyncio_run_exits_non_zero_when_the_reader_dies(run_script: RunScript) -> None:
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+def test_the_program_exits_non_zero_when_the_reader_dies(
+    run_script: RunScript, backend: str
+) -> None:
     """End to end: stdout's reader is gone, the program stops with status 1, one message."""
     script = """
-        import asyncio, alog
+        import sys, anyio, alog
         async def main():
             log = alog.get_logger("app")
             async with alog.run():
                 while True:
                     for _ in range(100):
                         log.info("tick")
-                    await asyncio.sleep(0.001)
-        asyncio.run(main())
+                    await anyio.sleep(0.001)
+        anyio.run(main, backend=sys.argv[1])
     """
     read, write = os.pipe()
     os.close(read)  # the reader is gone before the first write
     try:
-        result = run_script(script, stdout=write, timeout=30)
+        result = run_script(script, stdout=write, timeout=30, args=(backend,))
     finally:
         os.close(write)
     stderr = result.stderr.decode()
     assert result.returncode == 1, stderr
     assert stderr.count("alog: alog writer failed on stdout") == 1
+    assert "Broken pipe" in stderr
     assert "Traceback" not in stderr, "one line, not a traceback beside it"
 
 
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
 def test_a_write_stuck_in_the_kernel_does_not_keep_the_process_alive(
-    run_script: RunScript,
+    run_script: RunScript, backend: str
 ) -> None:
     """stdout is a socket nobody reads: the writer thread blocks in write() forever, yet the
     writer fails after write_timeout and the process exits (the thread is a daemon)."""
     script = """
-        import asyncio, alog
+        import sys, anyio, alog
         async def main():
             log = alog.get_logger("app")
             async with alog.run(write_timeout=1.0):
                 while True:
                     for _ in range(100):
                         log.info("tick", payload="x" * 500)
-                    await asyncio.sleep(0.001)
-        asyncio.run(main())
+                    await anyio.sleep(0.001)
+        anyio.run(main, backend=sys.argv[1])
     """
     ours, theirs = socket.socketpair()
     started = time.monotonic()
     try:
-        result = run_script(script, stdout=theirs.fileno(), timeout=30)
+        result = run_script(script, stdout=theirs.fileno(), timeout=30, args=(backend,))
     finally:
         ours.close()
         theirs.close()
     assert result.returncode == 1, result.stderr.decode()
     assert time.monotonic() - started < 20
-    assert b"no progress writing to stdout" in result.stderr
+    assert b"no progress writing to stdout for 1 s" in result.stderr
 
 
 def test_stdout_itself_stays_blocking_for_print(run_script: RunScript) -> None:
@@ -247,24 +252,26 @@ def test_stdout_itself_stays_blocking_for_print(run_script: RunScript) -> None:
 
 
 @pytest.mark.skipif(sys.platform != "linux", reason="reopening via /proc is Linux-only")
-def test_lines_to_a_shared_pipe_are_written_whole(tmp_path: Path) -> None:
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+def test_lines_to_a_shared_pipe_are_written_whole(tmp_path: Path, backend: str) -> None:
     """Pipe writes stay within PIPE_BUF on line boundaries, so processes never mix lines."""
     script = """
-        import asyncio, sys, alog
+        import sys, anyio, alog
         async def main():
             log = alog.get_logger(sys.argv[1])
             async with alog.run():
                 for i in range(20_000):
                     log.info("line", i=i, pad="y" * (i % 300))
                     if i % 500 == 0:
-                        await asyncio.sleep(0)
-        asyncio.run(main())
+                        await anyio.sleep(0)
+        anyio.run(main, backend=sys.argv[2])
     """
     source = tmp_path / "writer.py"
     source.write_text(textwrap.dedent(script))
     read, write = os.pipe()
     procs = [
-        subprocess.Popen([sys.executable, str(source), f"p{n}"], stdout=write) for n in range(3)
+        subprocess.Popen([sys.executable, str(source), f"p{n}", backend], stdout=write)
+        for n in range(3)
     ]
     os.close(write)
     with os.fdopen(read, "rb") as pipe:

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from ._context import bound as bound
 from ._context import current_context as current_context
+from ._destinations import TCP as TCP
 from ._destinations import File as File
 from ._destinations import Journald as Journald
 from ._destinations import JournaldStatistics as JournaldStatistics
 from ._destinations import Stderr as Stderr
 from ._destinations import Stdout as Stdout
+from ._destinations import Syslog as Syslog
+from ._destinations import Unix as Unix
 from ._exceptions import AlogError as AlogError
 from ._exceptions import WriterFailed as WriterFailed
 from ._logger import Logger as Logger
@@ -20,7 +23,7 @@ from ._records import FlushResult as FlushResult
 from ._records import Statistics as Statistics
 from ._writer import DestinationStatistics as DestinationStatistics
 
-__all__ = [
+__all__ = [  # noqa: RUF022 - plain sorted(), as tests/test_api.py checks
     "AlogError",
     "DestinationStatistics",
     "File",
@@ -32,6 +35,9 @@ __all__ = [
     "Statistics",
     "Stderr",
     "Stdout",
+    "Syslog",
+    "TCP",
+    "Unix",
     "WriterFailed",
     "bound",
     "current_context",

@@ -376,7 +376,19 @@ def abandon(task: Detached) -> None:
     task.cancel()
 
 
-_exit_armed = False
+class _StuckSends:
+    """The sends given up on, for one exit watch: one per process under asyncio (the main
+    thread's end), one per ``trio.run`` under trio (its main task's end)."""
+
+    __slots__ = ("names", "required", "sends")
+
+    def __init__(self) -> None:
+        self.sends: list[Detached] = []
+        self.names: list[str] = []
+        self.required = False
+
+
+_watches: dict[object, _StuckSends] = {}
 _uncaught = False
 
 
@@ -386,38 +398,47 @@ def exit_if_stuck(
     """Once the application's main part is over, give the rest ``grace`` seconds, then end
     the process, saying why in one line.
 
-    Armed only after alog abandoned a destination's send that never returned: the thread or
-    task it is stuck in (not alog's; alog's own threads are daemons) would otherwise keep
-    the process from ever exiting, and a logger must end the program, not hang it. A
-    required destination's failure exits with ``status`` 1. An optional one's (``status``
-    None) keeps the application's own verdict as far as alog can see it: 1 if an exception
-    ended it uncaught, else 0 (a ``SystemExit`` code is not visible here). Under trio,
-    where the main task's end is not the process's, nothing happens if ``trio.run`` could
-    finish (the ``send`` task ended after all).
+    Armed only after alog gave up on a destination's send (or open) that had not returned:
+    the thread or task it is stuck in (not alog's; alog's own threads are daemons) would
+    otherwise keep the process from ever exiting, and a logger must end the program, not
+    hang it. If a required destination's failed that way (``status`` 1), the exit status is
+    1. With only optional ones (``status`` None) it keeps the application's own verdict as
+    far as alog can see it: 1 if an exception ended it uncaught, else 0 (a ``SystemExit``
+    code is not visible here). Nothing happens if every such send ended after all: under
+    trio that is how ``trio.run`` can finish, since the main task's end is not the process's.
     """
-    global _exit_armed
-    if _exit_armed:
+    key = loop._trio_token if loop._trio is not None else "asyncio"
+    stuck = _watches.get(key)
+    first = stuck is None
+    if stuck is None:
+        stuck = _watches[key] = _StuckSends()
+    stuck.sends.append(send)
+    stuck.names.append(name)
+    stuck.required = stuck.required or status == 1
+    if not first:
         return
-    _exit_armed = True
-    if status is None:
-        _watch_uncaught()
+    _watch_uncaught()
 
     def watch(main_error: BaseException | None) -> None:
         time.sleep(grace)
-        if loop.name == "trio" and send.done():
+        if loop._trio is not None and all(send.done() for send in stuck.sends):
+            _watches.pop(key, None)
             return
         if main_error is not None:  # trio.run will never raise it: show it as Python would
             with contextlib.suppress(Exception):
                 sys.excepthook(type(main_error), main_error, main_error.__traceback__)
-        code = status if status is not None else int(_uncaught or main_error is not None)
-        if status is None:  # a required failure said its one line already
-            to_stderr(f"alog: exiting: the send of optional destination {name} never returned")
-        os._exit(code)
+        if stuck.required:  # a required failure said its one line already
+            os._exit(1)
+        names = ", ".join(sorted(set(stuck.names)))
+        to_stderr(f"alog: exiting: the send of optional destination {names} never returned")
+        os._exit(int(_uncaught or main_error is not None))
 
     loop.after_main(watch)
 
 
 def _watch_uncaught() -> None:
+    if getattr(sys.excepthook, "_alog_watches_uncaught", False):
+        return
     previous = sys.excepthook
 
     def hook(
@@ -427,4 +448,5 @@ def _watch_uncaught() -> None:
         _uncaught = True
         previous(kind, value, traceback)
 
+    hook._alog_watches_uncaught = True  # type: ignore[attr-defined]
     sys.excepthook = hook

@@ -19,8 +19,9 @@ import random
 import threading
 import time
 from collections import deque
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Final, TypeVar, cast
 
 import anyio
 import anyio.abc
@@ -33,6 +34,8 @@ from ._fields import stamp_now
 from ._report import said_once, to_stderr
 from .typing import DestinationState
 
+T = TypeVar("T")
+
 if TYPE_CHECKING:
     from ._backend import TrioWakeup, Wakeup
     from ._progress import Progress
@@ -41,6 +44,8 @@ if TYPE_CHECKING:
 
 RETRY_FIRST: Final = 0.5
 RETRY_MAX: Final = 30.0
+IDLE_CHECK: Final = 1.0
+"""An idle writer calls its stream's ``check_idle`` this often (seconds), if it asks to."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +86,13 @@ class DestinationStatistics:
     """How long the last batch took."""
     max_write_seconds: float
     """The slowest batch so far."""
+    connected: bool | None = None
+    """A connected destination (socket, syslog, journald): is it connected now? None for
+    the others."""
+    reconnects: int = 0
+    """A socket destination: connections opened after the first (the peer went away)."""
+    truncated: int = 0
+    """Syslog over datagrams: messages cut to the size limit, with a marker."""
 
 
 class DestinationWriter:
@@ -169,10 +181,7 @@ class DestinationWriter:
     async def open(self) -> None:
         """Open the stream; a required destination that cannot be opened fails the start."""
         try:
-            with anyio.fail_after(self.write_timeout):
-                self.stream = await open_destination(
-                    self.destination, write_timeout=self.write_timeout
-                )
+            self.stream = await self._open_stream()
         except Exception as error:
             self.write_errors += 1
             self.last_error = _describe(error)
@@ -239,7 +248,13 @@ class DestinationWriter:
                 timeout = None
                 if self.state == "retrying":
                     timeout = max(0.0, self._retry_at - time.monotonic())
-                await self._wakeup.wait(timeout)
+                # A socket watches for its peer's close while idle too (FdStream.check_idle).
+                watch = isinstance(stream, FdStream) and stream.checks_idle
+                if watch:
+                    timeout = IDLE_CHECK if timeout is None else min(timeout, IDLE_CHECK)
+                if not await self._wakeup.wait(timeout) and watch:
+                    assert isinstance(stream, FdStream)
+                    stream.check_idle()
 
     def _take(self, chunks: list[Chunk], upto: int) -> tuple[bytes | bytearray, int]:
         """Move past what was read, counting gaps and level filtering: the lines to write."""
@@ -321,25 +336,45 @@ class DestinationWriter:
         self.settle()
 
     async def _send_custom(self, stream: anyio.abc.ByteSendStream, data: bytes) -> None:
-        """A user's stream: its send may hang in ways no cancel reaches (a worker thread).
+        """A user's stream: its send may hang in ways no cancel reaches (a worker thread)."""
+        await self._detached(lambda: stream.send(data), "send")
 
-        It runs as a detached task (a system task under trio) that the writer gives up on
-        after ``write_timeout``, so the failure happens on time whatever the send is stuck in.
-        """
+    async def _open_stream(self) -> anyio.abc.ByteSendStream:
+        """Open the destination; a user's ``open()`` may hang like a send, and is given up
+        on the same way (a stream it returns after that is closed, never used)."""
+        return await self._detached(
+            lambda: open_destination(self.destination, write_timeout=self.write_timeout),
+            "open",
+            late=_close_quietly,
+        )
+
+    async def _detached(
+        self,
+        make: Callable[[], Awaitable[T]],
+        what: str,
+        late: Callable[[T], Awaitable[None]] | None = None,
+    ) -> T:
+        """Await ``make()`` in a detached task (a system task under trio) that the writer
+        gives up on after ``write_timeout``: the failure happens on time whatever the call is
+        stuck in. ``late`` gets a result that comes after the writer gave up."""
         if self._loop is None:
             self._loop = Loop()
-        outcome: list[BaseException | None] = []
+        outcome: list[tuple[T | None, BaseException | None]] = []
         if self._send_done is None:
             self._send_done = self._loop.new_wakeup()
         finished = self._send_done
+        given_up = False
 
         async def attempt() -> None:
             try:
-                await stream.send(data)
+                result = await make()
             except BaseException as error:  # noqa: BLE001 - handed to the writer below
-                outcome.append(error)
+                outcome.append((None, error))
             else:
-                outcome.append(None)
+                outcome.append((result, None))
+                if given_up and late is not None:
+                    with contextlib.suppress(Exception):
+                        await late(result)
             finally:
                 finished.set()
 
@@ -347,16 +382,19 @@ class DestinationWriter:
         try:
             while not outcome:
                 if not await finished.wait(self.write_timeout) and not outcome:
+                    given_up = True
                     abandon(task)
                     exit_if_stuck(self._loop, self.name, task, status=1 if self.required else None)
-                    raise TimeoutError(f"send did not return within {self.write_timeout:g} s")
+                    raise TimeoutError(f"{what} did not return within {self.write_timeout:g} s")
         finally:
             if not task.done():
+                given_up = True
                 abandon(task)  # the writer itself was cancelled (shutdown deadline)
                 exit_if_stuck(self._loop, self.name, task, status=None)
-        error = outcome[0]
+        result, error = outcome[0]
         if error is not None:
             raise error
+        return cast(T, result)
 
     def settle(self) -> None:
         """Count batches the stream finished as written and free them in the queue."""
@@ -382,6 +420,25 @@ class DestinationWriter:
             self._progress.notify()
 
     # -- failure --------------------------------------------------------------------------
+
+    def taken_in_flight(self) -> int:
+        """Events of batches in flight whose whole line the stream has already taken.
+
+        Read-only, from any thread (a copy of the ledger, under the GIL): an exit report
+        that cannot settle the books still must not count those as not written.
+        """
+        stream = self.stream
+        if not isinstance(stream, FdStream):
+            return 0
+        done = stream.done
+        taken = 0
+        for end, events, _, data in tuple(self._ledger):
+            start = end - len(data)
+            if done >= end:
+                taken += events
+            elif done > start and events:
+                taken += data.count(b"\n", 0, done - start)
+        return taken
 
     def _settle_lost(self) -> int:
         """The stream is gone: count the lines it took as written, the rest as undelivered.
@@ -467,10 +524,7 @@ class DestinationWriter:
 
     async def _reopen(self) -> None:
         try:
-            with anyio.fail_after(self.write_timeout):
-                self.stream = await open_destination(
-                    self.destination, write_timeout=self.write_timeout
-                )
+            self.stream = await self._open_stream()
         except Exception as error:  # noqa: BLE001 - still down: try again later
             self.write_errors += 1
             self.last_error = _describe(error)
@@ -552,6 +606,11 @@ class DestinationWriter:
         settled = self.written + self.filtered + dropped + self.undelivered
         held = max(0, self.queue.entered() - settled)
         reopens, rotations = _file_counts(self.stream)
+        link = getattr(self.stream, "connection_statistics", None)
+        connection = link() if link is not None else None
+        last_error = self.last_error
+        if connection is not None and connection.last_error is not None:
+            last_error = connection.last_error  # the stream reconnects by itself: its own
         return DestinationStatistics(
             name=self.name,
             state=self.state,
@@ -566,9 +625,12 @@ class DestinationWriter:
             write_errors=self.write_errors,
             reopens=self.reopens + self._closed_stream_counts[0] + reopens,
             rotations=self._closed_stream_counts[1] + rotations,
-            last_error=self.last_error,
+            last_error=last_error,
             last_write_seconds=self.last_write_seconds,
             max_write_seconds=self.max_write_seconds,
+            connected=None if connection is None else connection.connected,
+            reconnects=0 if connection is None else connection.reconnects,
+            truncated=0 if connection is None else connection.truncated,
         )
 
 

@@ -47,3 +47,18 @@ async def rotated(path: str) -> None:
         mine: alog.DestinationStatistics = pipeline.statistics().destinations[0]
         counts: tuple[int, int] = (mine.reopens, mine.rotations)
         del asked, counts
+
+
+async def to_engines() -> None:
+    import ssl
+
+    agent: Destination = alog.TCP("127.0.0.1", 5170, framing="octet-counting", required=False)
+    secure: Destination = alog.TCP("logs", 6514, tls=ssl.create_default_context())
+    local: Destination = alog.Unix("/run/agent.sock", level="warning")
+    syslog: Destination = alog.Syslog(("127.0.0.1", 514), transport="tcp", facility="local0")
+    async with alog.run(agent, secure, local, syslog, alog.Syslog()) as pipeline:
+        for books in pipeline.statistics().destinations:
+            up: bool | None = books.connected
+            again: int = books.reconnects
+            cut: int = books.truncated
+            del up, again, cut

@@ -6,12 +6,22 @@ what lets ``flush()`` work from the event loop's own thread and from signal hand
 
 from __future__ import annotations
 
-from .base import FdStream, check_destination, destination_options, open_destination
+from .base import (
+    ConnectionStatistics,
+    FdStream,
+    check_destination,
+    destination_options,
+    open_destination,
+)
 from .fd import File, Stderr, Stdout
 from .file import FileStream
 from .journald import Journald, JournaldStatistics
+from .socket import TCP, Unix
+from .syslog import Syslog
 
 __all__ = [
+    "TCP",
+    "ConnectionStatistics",
     "FdStream",
     "File",
     "FileStream",
@@ -19,6 +29,8 @@ __all__ = [
     "JournaldStatistics",
     "Stderr",
     "Stdout",
+    "Syslog",
+    "Unix",
     "check_destination",
     "destination_options",
     "open_destination",

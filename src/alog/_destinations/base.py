@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections import deque
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import anyio.abc
@@ -15,6 +16,24 @@ if TYPE_CHECKING:
 @runtime_checkable
 class _Opens(Protocol):
     async def open(self) -> anyio.abc.ByteSendStream: ...
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionStatistics:
+    """What a connected destination's link has been through (sockets, syslog, journald).
+
+    A stream that has one offers ``connection_statistics()``; the writer reads it into
+    :class:`~alog.DestinationStatistics`.
+    """
+
+    connected: bool
+    """Is a connection open now (as far as the last write or check knew)?"""
+    reconnects: int
+    """Connections opened after the first one."""
+    truncated: int
+    """Messages cut to a datagram's size limit (syslog over UDP or a Unix datagram socket)."""
+    last_error: str | None
+    """The last connection error, as text."""
 
 
 class FdStream(anyio.abc.ByteSendStream):
@@ -87,6 +106,12 @@ class FdStream(anyio.abc.ByteSendStream):
         nothing to reopen and return at once. Raises the error if the reopen failed.
         """
         return
+
+    checks_idle = False
+    """Should the writer call :meth:`check_idle` every second while it has nothing to send?"""
+
+    def check_idle(self) -> None:
+        """The writer is idle (a socket looks for its peer's close here)."""
 
     def reentered(self) -> bool:
         """Is this thread inside this stream's own code (a signal handler interrupted it)?

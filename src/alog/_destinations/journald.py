@@ -35,6 +35,7 @@ import anyio.to_thread
 import msgspec
 
 from .. import _levels
+from .base import ConnectionStatistics
 from .threaded import ThreadedFdStream
 
 if TYPE_CHECKING:
@@ -315,6 +316,16 @@ class JournaldStream(ThreadedFdStream):
         self._connected = True
 
     # -- the thread -----------------------------------------------------------------------
+
+    def connection_statistics(self) -> ConnectionStatistics:
+        """Connected and reconnects, as every connected destination reports them."""
+        c = self._counters
+        return ConnectionStatistics(
+            connected=self._connected and self._away is None,
+            reconnects=c.reconnects,
+            truncated=0,
+            last_error=c.last_error,
+        )
 
     def _run(self) -> None:
         while True:
