@@ -133,6 +133,7 @@ async def test_maps_every_field(receiver: Receiver, tmp_path: Path) -> None:
     assert receiver.headers[0]["authorization"] == "Bearer t"
     otlp_books = pipeline.statistics().destinations[0]
     assert (otlp_books.written, otlp_books.undelivered, otlp_books.dropped) == (3, 0, 0)
+    assert (otlp_books.connected, otlp_books.reconnects) == (True, 0)
     assert destination.statistics().records == 3
 
 
@@ -331,6 +332,7 @@ async def test_503_for_a_while_is_retried_and_nothing_is_lost(receiver: Receiver
     stats = pipeline.statistics()
     assert (stats.written, stats.undelivered, stats.dropped) == (500, 0, 0)
     assert destination.statistics().retries >= 5
+    assert stats.destinations[0].connected is True
     assert [status for _, status in receiver.arrivals[:5]] == [503, 429, 502, 503, 504]
 
 
@@ -417,7 +419,10 @@ async def test_a_receiver_that_goes_away_fails_the_stream_after_write_timeout(
             receiver.stop()
             for i in range(10):
                 log.info("while away", i=i)
-            await anyio.sleep(1.0)
+            await anyio.sleep(0.25)
+            retrying = pipeline.statistics().destinations[0]
+            assert (retrying.state, retrying.connected) == ("running", False)
+            await anyio.sleep(0.75)
             stats = pipeline.statistics().destinations[0]
     assert [r.record.body.string_value for r in receiver.received()] == ["before"]
     assert stats.written == 1

@@ -50,6 +50,7 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord, ResourceLogs, ScopeLogs
 
 from .. import _levels, _state
+from .base import ConnectionStatistics
 from .threaded import ThreadedFdStream
 
 DEFAULT_ENDPOINT: Final = "http://127.0.0.1:4318/v1/logs"
@@ -126,6 +127,7 @@ class _Counters:
         self.records = 0
         self.rejected = 0
         self.retries = 0
+        self.reconnects = 0
         self.last_status: int | None = None
         self.last_error: str | None = None
 
@@ -281,6 +283,20 @@ class OTLPStream(ThreadedFdStream):
         self._problem: str | None = None  # why the request in progress is not through yet
         super().__init__(-1, f"OTLP ({destination.endpoint})", stall_timeout=stall_timeout)
 
+    def connection_statistics(self) -> ConnectionStatistics:
+        """Connected and reconnects, as every connected destination reports them.
+
+        Connected: the last request got an answer (a keep-alive connection the receiver
+        closed is opened again with the next request, and counts as a reconnect).
+        """
+        c = self._counters
+        return ConnectionStatistics(
+            connected=self._problem is None and self.error is None,
+            reconnects=c.reconnects,
+            truncated=0,
+            last_error=c.last_error,
+        )
+
     # -- the thread -----------------------------------------------------------------------
 
     def _run(self) -> None:
@@ -410,6 +426,8 @@ class OTLPStream(ThreadedFdStream):
         connection = self._connection
         if connection is None:
             connection = self._connection = self._destination._connect()
+            with self._counters.lock:
+                self._counters.reconnects += 1
         connection.request("POST", self._target, body=body, headers=self._headers)
         response = connection.getresponse()
         answer = response.read()
