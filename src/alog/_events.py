@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime
 from collections.abc import Callable, Mapping
+from itertools import islice
 from typing import TYPE_CHECKING, Final, Protocol, TypeAlias, TypeVar, cast
 
 from ._context import context_fields
@@ -144,21 +145,39 @@ def build_event(
     return _build(logger, 0, levelname, msg, fields, exc_info, stamp)
 
 
-def repair_core_keys(event: dict[str, object], original: Mapping[str, object]) -> dict[str, object]:
-    """After processors: the core keys present, first, and of the right type."""
+def repair_core_keys(
+    event: dict[str, object], original: tuple[object, object, object, object]
+) -> dict[str, object]:
+    """After processors: the core keys present, first, and of the right type.
+
+    ``original`` is (time, level, logger, msg) as built. The common case, core keys left
+    alone, costs a look at the first four keys and four identity checks.
+    """
+    time, level, logger, msg = original
+    if (
+        tuple(islice(event, 4)) == _CORE_ORDER
+        and event["time"] is time
+        and event["level"] is level
+        and event["logger"] is logger
+        and event["msg"] is msg
+    ):
+        return event
     head: dict[str, object] = {}
-    for key in ("time", "level", "logger", "msg"):
+    for key, before in zip(_CORE_ORDER, original, strict=True):
         value = event.get(key)
         if key == "time":
             if not isinstance(value, datetime.datetime | str):
-                value = original["time"]
+                value = before
         elif type(value) is not str:
-            value = original[key] if value is None else _text(value)
+            value = before if value is None else _text(value)
         head[key] = value
-    if list(event)[:4] == list(head) and all(event[k] is head[k] for k in head):
+    if tuple(islice(event, 4)) == _CORE_ORDER and all(event[k] is head[k] for k in head):
         return event
     head.update((key, value) for key, value in event.items() if key not in head)
     return head
+
+
+_CORE_ORDER: Final = ("time", "level", "logger", "msg")
 
 
 def _text(value: object) -> str:

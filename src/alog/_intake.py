@@ -60,11 +60,6 @@ class Intake:
     def _count_internal_error(self) -> None:
         self.internal_errors += 1
 
-    def _process_then_put(self, event: dict[str, Any], levelno: int) -> None:
-        processed = self._process(event)
-        if processed is not None:
-            self._put(processed, levelno)
-
     def _trace_then_put(self, event: dict[str, Any], levelno: int) -> None:
         self._put(self._traced(event), levelno)
 
@@ -77,10 +72,11 @@ class Intake:
             event["alog.error"] = f"processor {_name_of(self._trace)} raised {_describe(error)}"
         return event
 
-    def _process(self, event: dict[str, Any]) -> dict[str, Any] | None:
+    def _process_then_put(self, event: dict[str, Any], levelno: int) -> None:
+        """The processors in order, then the queue (one frame: this runs for every event)."""
         if self._trace is not None:
             event = self._traced(event)
-        core = {key: event[key] for key in ("time", "level", "logger", "msg")}
+        core = (event["time"], event["level"], event["logger"], event["msg"])
         for processor in self._processors:
             try:
                 result = processor(event)
@@ -90,7 +86,7 @@ class Intake:
                 continue
             if result is None:
                 self.filtered += 1
-                return None
+                return
             if not isinstance(result, dict):
                 self.processor_errors += 1
                 event["alog.error"] = (
@@ -98,7 +94,7 @@ class Intake:
                 )
                 continue
             event = result
-        return repair_core_keys(event, core)
+        self._put(repair_core_keys(event, core), levelno)
 
 
 def _name_of(processor: object) -> str:
