@@ -18,6 +18,7 @@ from ._pipeline import flush as flush
 from ._pipeline import run as run
 from ._records import FlushResult as FlushResult
 from ._records import Statistics as Statistics
+from ._redact import set_redaction as set_redaction
 from ._writer import DestinationStatistics as DestinationStatistics
 
 __all__ = [
@@ -38,4 +39,5 @@ __all__ = [
     "flush",
     "get_logger",
     "run",
+    "set_redaction",
 ]

@@ -6,13 +6,14 @@ an ``Exception`` inside alog is counted in ``internal_errors``.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from ._events import Emitter, make_emitter, repair_core_keys
+from ._events import Deliver, Emitter, make_emitter, repair_core_keys
 
 if TYPE_CHECKING:
     from ._queue import EventQueue
+    from ._redact import Redaction
     from .typing import Processor
 
 
@@ -25,11 +26,13 @@ class Intake:
         *,
         fields: Mapping[str, object] | None,
         processors: Sequence[Processor],
+        redaction: Redaction | None = None,
     ) -> None:
         self._queue = queue
         self._put = queue.put
         self._fields = dict(fields) if fields else None
         self._processors = tuple(processors)
+        self._redact = redaction.apply if redaction else None
         self.filtered = 0
         """Events a processor filtered out (returned ``None``)."""
         self.processor_errors = 0
@@ -37,23 +40,34 @@ class Intake:
         self.internal_errors = 0
         """Log calls lost to a bug in alog itself."""
 
+        deliver: Deliver[None] = queue.put
+        if self._processors:
+            deliver = self._process_then_put
+        elif redaction:
+            deliver = _redacting(redaction.apply, queue.put)
         self.emit: Emitter[None] = make_emitter(
-            self._process_then_put if self._processors else queue.put,
+            deliver,
             base=self._fields,
             on_error=self._count_internal_error,
         )
         """Queue one event; never raises an ``Exception``.
 
-        With no processors, the builder hands the event straight to ``queue.put``: a log
-        method, the builder and the put are the whole hot path.
+        With no processors and no redaction, the builder hands the event straight to
+        ``queue.put``: a log method, the builder and the put are the whole hot path.
         """
 
     def _count_internal_error(self) -> None:
         self.internal_errors += 1
 
     def _process_then_put(self, event: dict[str, Any], levelno: int) -> None:
+        redact = self._redact
+        # Before the processors, so none sees a secret (nor quotes one in an alog.error
+        # marker); after them too, for what they added, with what the first pass found.
+        found = redact(event) if redact is not None else None
         processed = self._process(event)
         if processed is not None:
+            if redact is not None:
+                redact(processed, found)
             self._put(processed, levelno)
 
     def _process(self, event: dict[str, Any]) -> dict[str, Any] | None:
@@ -76,6 +90,14 @@ class Intake:
                 continue
             event = result
         return repair_core_keys(event, core)
+
+
+def _redacting(apply: Callable[[dict[str, Any]], object], put: Deliver[None]) -> Deliver[None]:
+    def redact_then_put(event: dict[str, Any], levelno: int, /) -> None:
+        apply(event)
+        put(event, levelno)
+
+    return redact_then_put
 
 
 def _name_of(processor: object) -> str:

@@ -43,6 +43,7 @@ from ._intake import Intake
 from ._progress import Progress
 from ._queue import EventQueue
 from ._records import FlushResult, Statistics
+from ._redact import Redaction, compile_redaction
 from ._report import said_once, to_stderr
 from ._signals import SighupHandler, SigtermHandler, check_can_handle_sigterm
 from ._writer import DestinationWriter
@@ -94,6 +95,9 @@ class Pipeline:
         levels: Mapping[str, int] | None = None,
         fields: Mapping[str, object] | None = None,
         processors: Sequence[Processor] = (),
+        redact: Sequence[str] | None = None,
+        censor: object = "[redacted]",
+        remove: bool = False,
         max_events: int = DEFAULT_MAX_EVENTS,
         max_bytes: int = DEFAULT_MAX_BYTES,
         max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
@@ -133,6 +137,11 @@ class Pipeline:
             if not callable(processor):
                 raise TypeError(f"a processor must be callable, got {processor!r}")
         self.processors = tuple(processors)
+        # Compiled here to fail at once on a bad path; again at start, with the
+        # process-wide rules of alog.set_redaction() in force then.
+        compile_redaction(redact, censor=censor, remove=remove)
+        self._redact_options = (tuple(redact or ()), censor, remove)
+        self.redaction: Redaction | None = None
         self.destinations = destinations or (Stdout(),)
         self._destination_levels: list[int | None] = []
         self._required: list[bool] = []
@@ -267,7 +276,13 @@ class Pipeline:
             )
             for index, destination in enumerate(self.destinations)
         ]
-        self._intake = Intake(queue, fields=self.fields, processors=self.processors)
+        paths, censor, remove = self._redact_options
+        self.redaction = compile_redaction(
+            paths, censor=censor, remove=remove, base=_state.process_redaction
+        )
+        self._intake = Intake(
+            queue, fields=self.fields, processors=self.processors, redaction=self.redaction
+        )
         _state.pipeline = self  # claimed before the first await: two runs cannot race
         task_group = anyio.create_task_group()
         await task_group.__aenter__()
@@ -288,6 +303,7 @@ class Pipeline:
         self._task_group = task_group
         task_group.start_soon(self._report_losses_while_running)
         self._state = "running"
+        _state.redaction = self.redaction
         _state.install(self._intake)
         _logger.configure(self.level, self.loggers)
         atexit.register(self._at_exit)
@@ -359,6 +375,7 @@ class Pipeline:
         if _state.pipeline is self:
             _state.install(_state.fallback)
             _state.pipeline = None
+            _state.redaction = _state.process_redaction
             _logger.configure(0, {})
 
     @keyboard_interrupt_safe
@@ -648,6 +665,9 @@ def run(
     levels: Mapping[str, int] | None = None,
     fields: Mapping[str, object] | None = None,
     processors: Sequence[Processor] = (),
+    redact: Sequence[str] | None = None,
+    censor: object = "[redacted]",
+    remove: bool = False,
     max_events: int = DEFAULT_MAX_EVENTS,
     max_bytes: int = DEFAULT_MAX_BYTES,
     max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
@@ -666,6 +686,8 @@ def run(
     here, at once. ``handle_sigterm=True`` (plain ``asyncio.run`` programs, main thread only)
     turns SIGTERM into cancelling the block, a drain and a normal exit.
     ``reopen_on_sighup=True`` (main thread only) makes SIGHUP reopen the files (logrotate).
+    ``redact=["password", "headers.authorization", "**.secret"]`` replaces those fields by
+    ``censor`` (or drops them, ``remove=True``) on the caller's thread, before queueing.
     """
     return Pipeline(
         *destinations,
@@ -674,6 +696,9 @@ def run(
         levels=levels,
         fields=fields,
         processors=processors,
+        redact=redact,
+        censor=censor,
+        remove=remove,
         max_events=max_events,
         max_bytes=max_bytes,
         max_event_bytes=max_event_bytes,
