@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from ._context import bound as bound
 from ._context import current_context as current_context
+from ._destinations import Console as Console
 from ._destinations import File as File
 from ._destinations import Journald as Journald
 from ._destinations import JournaldStatistics as JournaldStatistics
@@ -23,6 +24,7 @@ from ._writer import DestinationStatistics as DestinationStatistics
 
 __all__ = [
     "AlogError",
+    "Console",
     "DestinationStatistics",
     "File",
     "FlushResult",

@@ -7,11 +7,12 @@ what lets ``flush()`` work from the event loop's own thread and from signal hand
 from __future__ import annotations
 
 from .base import FdStream, check_destination, destination_options, open_destination
-from .fd import File, Stderr, Stdout
+from .fd import Console, File, Stderr, Stdout
 from .file import FileStream
 from .journald import Journald, JournaldStatistics
 
 __all__ = [
+    "Console",
     "FdStream",
     "File",
     "FileStream",
