@@ -100,19 +100,42 @@ def value_text(value: object) -> str:
 
 def local_time(stamp: object) -> str:
     """``HH:MM:SS.mmm`` in local time, from an RFC 3339 text (or the text, if not one)."""
-    if isinstance(stamp, int | float) and not isinstance(stamp, bool):
-        # Epoch seconds or milliseconds (pino): a number this large is milliseconds.
-        seconds = stamp / 1000 if stamp > 1e11 else float(stamp)
-        when = datetime.datetime.fromtimestamp(seconds).astimezone()
-    elif isinstance(stamp, str):
+    if isinstance(stamp, str):
+        # alog's own stamps: "2026-12-02T09:15:02.123456Z". The local HH:MM:SS of each
+        # second is converted once; the milliseconds are the text's own digits.
+        if len(stamp) >= 24 and stamp[-1] == "Z" and stamp[19] == ".":
+            head = _seconds_cache.get(stamp[:19])
+            if head is None:
+                head = _local_seconds(stamp[:19])
+            if head is not None:
+                return f"{head}.{stamp[20:23]}"
         try:
             when = datetime.datetime.fromisoformat(stamp)
         except ValueError:
             return stamp
         when = when.astimezone() if when.tzinfo is not None else when
+    elif isinstance(stamp, (int, float)) and not isinstance(stamp, bool):
+        # Epoch seconds or milliseconds (pino): a number this large is milliseconds.
+        seconds = stamp / 1000 if stamp > 1e11 else float(stamp)
+        when = datetime.datetime.fromtimestamp(seconds).astimezone()
     else:
         return "" if stamp is None else str(stamp)
     return when.strftime("%H:%M:%S.") + f"{when.microsecond // 1000:03d}"
+
+
+_seconds_cache: dict[str, str] = {}
+
+
+def _local_seconds(head: str) -> str | None:
+    try:
+        when = datetime.datetime.fromisoformat(head).replace(tzinfo=datetime.UTC)
+    except ValueError:
+        return None
+    text = when.astimezone().strftime("%H:%M:%S")
+    if len(_seconds_cache) > 4096:  # one entry per second of log: a day's file stays small
+        _seconds_cache.clear()
+    _seconds_cache[head] = text
+    return text
 
 
 @final
@@ -122,37 +145,71 @@ class Renderer:
     def __init__(self, *, colors: bool, tracebacks: bool = True) -> None:
         self.colors = colors
         self.tracebacks = tracebacks
+        self._keys: dict[str, str] = {}  # a field's "key=" as drawn, once per key
+        self._levels: dict[str, str] = {}
+        self._loggers: dict[str, str] = {}
 
     def _paint(self, style: str, text: str) -> str:
         return f"{style}{text}{RESET}" if self.colors and style else text
 
+    def _key(self, key: str) -> str:
+        drawn = self._keys.get(key)
+        if drawn is None:
+            drawn = f"{self._paint(RED if key == 'alog.error' else CYAN, key)}="
+            if len(self._keys) < 4096:
+                self._keys[key] = drawn
+        return drawn
+
     def render(self, event: Mapping[str, Any]) -> str:
         """One event as one line (plus its traceback's lines), ending with a newline."""
-        paint = self._paint
-        level = str(event.get("level", ""))
-        msg = event.get("msg", "")
-        msg = msg if isinstance(msg, str) else value_text(msg)
-        parts = [paint(DIM, local_time(event.get("time")))]
-        parts.append(paint(LEVEL_STYLES.get(level, MAGENTA), level.upper().ljust(LEVEL_WIDTH)))
+        colors = self.colors
+        level = event.get("level", "")
+        drawn_level = self._levels.get(level) if type(level) is str else None
+        if drawn_level is None:
+            name = str(level)
+            drawn_level = self._paint(
+                LEVEL_STYLES.get(name, MAGENTA), name.upper().ljust(LEVEL_WIDTH)
+            )
+            if type(level) is str and len(self._levels) < 64:
+                self._levels[level] = drawn_level
+        time_text = local_time(event.get("time"))
+        parts = [f"{DIM}{time_text}{RESET}" if colors else time_text, drawn_level]
         logger = event.get("logger")
         if logger:
-            parts.append(paint(BLUE, str(logger)))
+            drawn = self._loggers.get(logger) if type(logger) is str else None
+            if drawn is None:
+                drawn = self._paint(BLUE, str(logger))
+                if type(logger) is str and len(self._loggers) < 4096:
+                    self._loggers[logger] = drawn
+            parts.append(drawn)
+        msg = event.get("msg", "")
+        if type(msg) is not str:
+            msg = value_text(msg)
         if msg in _REPORTS:
-            parts.append(paint(ALERT, f" {msg} "))
-        else:
-            parts.append(paint(BOLD, msg))
-        exception = None
+            parts.append(self._paint(ALERT, f" {msg} "))
+        elif msg:
+            parts.append(f"{BOLD}{msg}{RESET}" if colors else msg)
+        exception: Mapping[str, Any] | str | None = None
+        key_of = self._keys.get
         for key, value in event.items():
             if key in _CORE:
                 continue
-            if key == "exception" and isinstance(value, dict) and self.tracebacks:
-                exception = value
+            if key == "exception" and self.tracebacks and isinstance(value, (dict, str)):
+                exception = value  # a str: another logger's formatted traceback
                 continue
-            style = RED if key == "alog.error" else CYAN
-            parts.append(f"{paint(style, key)}={value_text(value)}")
-        line = " ".join(part for part in parts if part)
+            drawn_key = key_of(key) or self._key(key)
+            kind = type(value)
+            if kind is int:
+                parts.append(f"{drawn_key}{value}")
+            elif kind is str and len(value) <= MAX_VALUE and _PLAIN_TEXT.issuperset(value):
+                parts.append(f"{drawn_key}{value}" if value else f"{drawn_key}''")
+            else:
+                parts.append(f"{drawn_key}{value_text(value)}")
+        line = " ".join(parts)
         if exception is None:
             return f"{line}\n"
+        if isinstance(exception, str):
+            return f"{line}\n{exception.rstrip()}\n"
         return f"{line}\n{self.traceback(exception)}"
 
     def traceback(self, described: Mapping[str, Any]) -> str:
