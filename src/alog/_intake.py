@@ -14,6 +14,7 @@ from ._events import Deliver, Emitter, make_emitter, repair_core_keys
 if TYPE_CHECKING:
     from ._queue import EventQueue
     from ._redact import Redaction
+    from ._storm import StormControl
     from .typing import Processor
 
 
@@ -27,21 +28,23 @@ class Intake:
         fields: Mapping[str, object] | None,
         processors: Sequence[Processor],
         redaction: Redaction | None = None,
+        storm: StormControl | None = None,
     ) -> None:
         self._queue = queue
         self._put = queue.put
         self._fields = dict(fields) if fields else None
         self._processors = tuple(processors)
         self._redact = redaction.apply if redaction else None
+        self._storm = storm if storm else None
         self.filtered = 0
-        """Events a processor filtered out (returned ``None``)."""
+        """Events a processor filtered out (returned ``None``), or storm control held back."""
         self.processor_errors = 0
         """Processor calls that raised or returned something other than a dict."""
         self.internal_errors = 0
         """Log calls lost to a bug in alog itself."""
 
         deliver: Deliver[None] = queue.put
-        if self._processors:
+        if self._processors or self._storm is not None:
             deliver = self._process_then_put
         elif redaction:
             deliver = _redacting(redaction.apply, queue.put)
@@ -56,6 +59,11 @@ class Intake:
         ``queue.put``: a log method, the builder and the put are the whole hot path.
         """
 
+    def sweep(self, *, everything: bool = False) -> None:
+        """Storm control's reports of ended windows (the loop, once a second; all at close)."""
+        if self._storm is not None:
+            self._storm.sweep(everything=everything)
+
     def _count_internal_error(self) -> None:
         self.internal_errors += 1
 
@@ -64,7 +72,11 @@ class Intake:
         # Before the processors, so none sees a secret (nor quotes one in an alog.error
         # marker); after them too, for what they added, with what the first pass found.
         found = redact(event) if redact is not None else None
-        processed = self._process(event)
+        storm = self._storm
+        if storm is not None and not storm.admit(event, levelno):
+            self.filtered += 1
+            return
+        processed = self._process(event) if self._processors else event
         if processed is not None:
             if redact is not None:
                 redact(processed, found)

@@ -46,6 +46,7 @@ from ._records import FlushResult, Statistics
 from ._redact import Redaction, compile_redaction
 from ._report import said_once, to_stderr
 from ._signals import SighupHandler, SigtermHandler, check_can_handle_sigterm
+from ._storm import RateSpec, SampleSpec, StormControl
 from ._writer import DestinationWriter
 from .typing import Overflow, WriterState
 
@@ -59,6 +60,10 @@ LOSS_REPORT_INTERVAL: Final = 1.0
 """While events are being lost, an ``alog.dropped`` report at least this often (seconds)."""
 _LONGEST_WAIT: Final = 365 * 86400.0
 """Timeouts beyond a year are a year: no clock or wait primitive overflows."""
+
+
+def _ignore(event: dict[str, object], levelno: int, /) -> None:
+    """Where the configuration check's storm control would report (it never does)."""
 
 
 def _positive(name: str, value: float, *, integer: bool) -> None:
@@ -98,6 +103,8 @@ class Pipeline:
         redact: Sequence[str] | None = None,
         censor: object = "[redacted]",
         remove: bool = False,
+        rate_limit: RateSpec | None = None,
+        sample: SampleSpec | None = None,
         max_events: int = DEFAULT_MAX_EVENTS,
         max_bytes: int = DEFAULT_MAX_BYTES,
         max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
@@ -142,6 +149,8 @@ class Pipeline:
         compile_redaction(redact, censor=censor, remove=remove)
         self._redact_options = (tuple(redact or ()), censor, remove)
         self.redaction: Redaction | None = None
+        StormControl(rate_limit=rate_limit, sample=sample, report=_ignore)  # checks them
+        self._storm_options = (rate_limit, sample)
         self.destinations = destinations or (Stdout(),)
         self._destination_levels: list[int | None] = []
         self._required: list[bool] = []
@@ -280,8 +289,13 @@ class Pipeline:
         self.redaction = compile_redaction(
             paths, censor=censor, remove=remove, base=_state.process_redaction
         )
+        rate_limit, sample = self._storm_options
         self._intake = Intake(
-            queue, fields=self.fields, processors=self.processors, redaction=self.redaction
+            queue,
+            fields=self.fields,
+            processors=self.processors,
+            redaction=self.redaction,
+            storm=StormControl(rate_limit=rate_limit, sample=sample, report=queue.put),
         )
         _state.pipeline = self  # claimed before the first await: two runs cannot race
         task_group = anyio.create_task_group()
@@ -361,6 +375,8 @@ class Pipeline:
             return
         self._state = "closing"
         assert self._queue is not None
+        if self._intake is not None:
+            self._intake.sweep(everything=True)  # storm control's last folds, before the seal
         self._queue.report_losses()
         last = self._queue.seal()
         for writer in self._writers:
@@ -457,6 +473,8 @@ class Pipeline:
         while True:
             await anyio.sleep(LOSS_REPORT_INTERVAL)
             self._queue.report_losses()
+            if self._intake is not None:
+                self._intake.sweep()
 
     def _forked(self) -> None:
         """This is a forked child's copy: it writes nothing, flushes nothing."""
@@ -668,6 +686,8 @@ def run(
     redact: Sequence[str] | None = None,
     censor: object = "[redacted]",
     remove: bool = False,
+    rate_limit: RateSpec | None = None,
+    sample: SampleSpec | None = None,
     max_events: int = DEFAULT_MAX_EVENTS,
     max_bytes: int = DEFAULT_MAX_BYTES,
     max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
@@ -688,6 +708,9 @@ def run(
     ``reopen_on_sighup=True`` (main thread only) makes SIGHUP reopen the files (logrotate).
     ``redact=["password", "headers.authorization", "**.secret"]`` replaces those fields by
     ``censor`` (or drops them, ``remove=True``) on the caller's thread, before queueing.
+    ``rate_limit=(10, 1.0)`` folds repeats of an event (same logger, level and message) past
+    10 a second into one ``alog.suppressed`` report; ``sample={"debug": 0.1}`` keeps a tenth.
+    Both leave warning and above alone unless those levels are named.
     """
     return Pipeline(
         *destinations,
@@ -699,6 +722,8 @@ def run(
         redact=redact,
         censor=censor,
         remove=remove,
+        rate_limit=rate_limit,
+        sample=sample,
         max_events=max_events,
         max_bytes=max_bytes,
         max_event_bytes=max_event_bytes,
