@@ -159,6 +159,17 @@ def test_a_redacted_value_is_scrubbed_from_every_text_of_the_event() -> None:
     assert event["short"] == "abc"
 
 
+def test_nesting_past_the_depth_limit_is_censored_whole() -> None:
+    """A value nested 100 levels deep (or a cycle) never slips past a '**' path."""
+    deep: dict[str, Any] = {"secret": SECRET}
+    for _ in range(100):
+        deep = {"a": deep}
+    cycle: dict[str, Any] = {}
+    cycle["self"] = cycle
+    out = redacted(["**.secret"], {"deep": deep, "cycle": cycle})
+    assert SECRET not in repr(out)
+
+
 def test_the_core_keys_are_never_redacted() -> None:
     """A wildcard at the top never reaches time, level, logger or msg."""
     assert redacted(["*"], {"a": 1}) == {"msg": "m", "a": "[redacted]"}

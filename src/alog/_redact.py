@@ -24,7 +24,6 @@ modified.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from itertools import islice
 from typing import Any, Final, final
 
 from . import _state
@@ -36,7 +35,8 @@ MIN_SCRUB_LENGTH: Final = 4
 _MEMO_LIMIT: Final = 4096
 """Spellings remembered per state; past it (keys made of data), transitions are computed."""
 _MAX_DEPTH: Final = 64
-"""Containers nested deeper than this are not descended into (a cycle, or a hostile value)."""
+"""A container a path still reaches past this depth (a cycle, a hostile value) is censored
+whole rather than descended into: depth never lets a value through."""
 
 _REMOVE: Final = object()
 
@@ -127,6 +127,7 @@ class Redaction:
                 # A censor is boxed: None stays free to mean "not redacted here".
                 self.actions.append(_REMOVE if remove else (censor,))
         self._nodes: dict[frozenset[_State], _Node] = {}
+        self._plans: dict[tuple[Any, ...], tuple[tuple[str, object, _Node | None], ...]] = {}
         self.root = self.node({(p, 0) for p in range(len(self.patterns))})
         self.scrub_with = next(
             (a[0] for a in self.actions if isinstance(a, tuple) and isinstance(a[0], str)),
@@ -157,29 +158,39 @@ class Redaction:
             node = self._nodes.setdefault(key, _Node(self, key))
         return node
 
+    def _plan(self, shape: tuple[Any, ...]) -> tuple[tuple[str, object, _Node | None], ...]:
+        step = self.root.step
+        plan = []
+        # alog builds every event with its four core keys first: they are never redacted.
+        for key in shape[4:]:
+            if type(key) is str:
+                action, below = step(key)
+                if action is not None or below is not None:
+                    plan.append((key, action, below))
+        frozen = tuple(plan)
+        if len(self._plans) < _MEMO_LIMIT:
+            self._plans[shape] = frozen
+        return frozen
+
     def apply(self, event: dict[str, Any], found: list[str] | None = None) -> list[str] | None:
         """Redact ``event`` (a dict alog built: changed in place); what was redacted, as text.
 
         ``found`` carries the texts of an earlier pass (before the processors) into this one,
         so its scrubbing covers what the processors added. None when nothing was redacted.
         """
-        root = self.root
-        step = root.step
-        memo = root.memo
+        # Events from one call site share their keys: the plan for a shape of event (which
+        # keys are redacted, which lead further down) is made once, from a tuple of its keys.
+        shape = tuple(event)
+        plan = self._plans.get(shape)
+        if plan is None:
+            plan = self._plan(shape)
         changes: list[tuple[str, object, _Node | None]] | None = None
-        # alog builds every event with its four core keys first: they are skipped unread.
-        for key, value in islice(event.items(), 4, None):
-            hit = memo.get(key)
-            if hit is None:
-                if type(key) is not str:
-                    continue
-                hit = step(key)
-            action, below = hit
-            if action is None and (below is None or not isinstance(value, _CONTAINERS)):
+        for entry in plan:
+            if entry[1] is None and not isinstance(event[entry[0]], _CONTAINERS):
                 continue
             if changes is None:
                 changes = []
-            changes.append((key, action, below))
+            changes.append(entry)
         if changes is None and not found:
             return None
         texts = found if found is not None else []
@@ -219,7 +230,8 @@ class Redaction:
 def _descend(value: object, node: _Node, texts: list[str], depth: int) -> object:
     """``value`` with the paths below ``node`` redacted: a copy if anything changed."""
     if depth > _MAX_DEPTH:
-        return value
+        # Fail closed: what a live path could still reach below here is never written.
+        return node._owner.scrub_with if isinstance(value, _CONTAINERS) else value
     if isinstance(value, _SEQUENCES):
         items = [_descend(item, node, texts, depth + 1) for item in value]
         if all(new is old for new, old in zip(items, value, strict=True)):
