@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).parent.parent
-PAGES = ["README.md", "docs/getting-started.md", "docs/concepts.md"]
+PAGES = ["README.md", "docs/getting-started.md", "docs/concepts.md", "docs/development.md"]
 _BLOCK = re.compile(r"```python\n(.*?)```", re.DOTALL)
 
 
