@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import linecache
 import os
 import pty
 import re
@@ -14,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from blockbuster import blockbuster_ctx
 
 import alog
 from alog._console import ALERT, RESET, Renderer, local_time, value_text, want_colors
@@ -259,3 +261,32 @@ def test_console_into_a_pipe_is_plain_unless_colour_is_forced(run_script: RunScr
     assert re.fullmatch(rb"\d\d:\d\d:\d\d\.\d{3} ERROR    app boom code=7\n", plain.stderr)
     forced = run_script(code, env={**CLEAN_ENV, "FORCE_COLOR": "1"})
     assert b"\x1b[31mERROR" in forced.stderr
+
+
+async def test_logging_to_the_console_never_blocks_the_event_loop(
+    capfd: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Nothing blocking on the loop (blockbuster); source files read in the stream's thread."""
+    readers: set[int] = set()
+    getline = linecache.getline
+
+    def spy(filename: str, lineno: int, module_globals: Any = None) -> str:
+        readers.add(threading.get_ident())
+        return getline(filename, lineno, module_globals)
+
+    # blockbuster does not see linecache's reads (they go through the stdlib's own open):
+    # the spy says in which thread they happen.
+    monkeypatch.setattr(linecache, "getline", spy)
+    log = alog.get_logger("app")
+    with blockbuster_ctx():
+        async with alog.run(alog.Console()) as pipeline:
+            for i in range(200):
+                try:
+                    raise ValueError(f"failure {i}")
+                except ValueError:
+                    log.exception("failed", i=i)
+            await pipeline.aflush(10)
+    out = capfd.readouterr().out
+    assert out.count("Traceback (most recent call last):") == 200
+    assert 'raise ValueError(f"failure {i}")' in out
+    assert readers and threading.get_ident() not in readers
