@@ -279,7 +279,7 @@ def test_set_redaction_applies_to_the_capture_and_to_later_pipelines() -> None:
         alog.get_logger("app").info("login", password=SECRET)
     assert events[0]["password"] == "***"
     pipeline = alog.run(redact=["token"])
-    assert pipeline.redaction is None  # compiled with the process-wide rules when it starts
+    assert pipeline._redaction is None  # compiled with the process-wide rules when it starts
 
 
 def test_a_redaction_compiles_lazily_and_bounds_its_memo() -> None:

@@ -275,7 +275,8 @@ def pretty(args: argparse.Namespace) -> int:
         return 2
     for stream, path in inputs:
         try:
-            for line in _lines(stream, follow=args.follow, path=path):
+            # A pipe ends for good: only a file is followed past its end.
+            for line in _lines(stream, follow=args.follow and path is not None, path=path):
                 text = _pretty_line(line, decode, render, keep)
                 if text is None:
                     continue

@@ -148,7 +148,7 @@ class Pipeline:
         # process-wide rules of alog.set_redaction() in force then.
         compile_redaction(redact, censor=censor, remove=remove)
         self._redact_options = (tuple(redact or ()), censor, remove)
-        self.redaction: Redaction | None = None
+        self._redaction: Redaction | None = None
         StormControl(rate_limit=rate_limit, sample=sample, report=_ignore)  # checks them
         self._storm_options = (rate_limit, sample)
         self.destinations = destinations or (Stdout(),)
@@ -286,7 +286,7 @@ class Pipeline:
             for index, destination in enumerate(self.destinations)
         ]
         paths, censor, remove = self._redact_options
-        self.redaction = compile_redaction(
+        self._redaction = compile_redaction(
             paths, censor=censor, remove=remove, base=_state.process_redaction
         )
         rate_limit, sample = self._storm_options
@@ -294,7 +294,7 @@ class Pipeline:
             queue,
             fields=self.fields,
             processors=self.processors,
-            redaction=self.redaction,
+            redaction=self._redaction,
             storm=StormControl(rate_limit=rate_limit, sample=sample, report=queue.put),
         )
         _state.pipeline = self  # claimed before the first await: two runs cannot race
@@ -317,7 +317,7 @@ class Pipeline:
         self._task_group = task_group
         task_group.start_soon(self._report_losses_while_running)
         self._state = "running"
-        _state.redaction = self.redaction
+        _state.redaction = self._redaction
         _state.install(self._intake)
         _logger.configure(self.level, self.loggers)
         atexit.register(self._at_exit)
