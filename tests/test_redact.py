@@ -10,6 +10,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, cast
 
+import hypothesis
+import hypothesis.strategies as st
 import pytest
 
 import alog
@@ -349,3 +351,37 @@ def test_no_byte_of_any_output_holds_the_secret(run_script: RunScript, tmp_path:
     assert b"CAPTURED" in done.stderr
     assert done.stderr.count(b"FALLBACK") == 2
     assert b"denied [redacted]" in done.stderr  # the fallback's traceback, scrubbed
+
+
+_KEYS = st.sampled_from(["a", "b", "secret", "Secret", "SECRET", "list"])
+_LEAVES = st.one_of(st.integers(), st.text(max_size=5), st.none())
+_VALUES = st.recursive(
+    _LEAVES,
+    lambda inner: st.one_of(st.lists(inner, max_size=3), st.dictionaries(_KEYS, inner, max_size=4)),
+    max_leaves=30,
+)
+
+
+def _secret_values(value: object) -> list[object]:
+    """Every value stored under a key named secret (any case), at any depth."""
+    found: list[object] = []
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if key.lower() == "secret":
+                found.append(item)
+            found.extend(_secret_values(item))
+    elif isinstance(value, list):
+        for item in value:
+            found.extend(_secret_values(item))
+    return found
+
+
+@hypothesis.given(fields=st.dictionaries(_KEYS, _VALUES, max_size=5))
+@hypothesis.settings(max_examples=300, deadline=None)
+def test_double_star_reaches_every_depth_and_copies(fields: dict[str, Any]) -> None:
+    """Whatever the nesting, '**.secret' leaves no secret value, and the input is unchanged."""
+    before = copy.deepcopy(fields)
+    out = redacted(["**.secret"], fields)
+    assert fields == before
+    assert all(value == "[redacted]" for value in _secret_values(out))
+    assert len(_secret_values(out)) <= len(_secret_values(before))

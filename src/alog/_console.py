@@ -173,7 +173,8 @@ class Renderer:
             if type(level) is str and len(self._levels) < 64:
                 self._levels[level] = drawn_level
         time_text = local_time(event.get("time"))
-        parts = [f"{DIM}{time_text}{RESET}" if colors else time_text, drawn_level]
+        parts = [f"{DIM}{time_text}{RESET}" if colors else time_text] if time_text else []
+        parts.append(drawn_level)
         logger = event.get("logger")
         if logger:
             drawn = self._loggers.get(logger) if type(logger) is str else None
