@@ -284,6 +284,18 @@ def test_set_redaction_applies_to_the_capture_and_to_later_pipelines() -> None:
     assert pipeline._redaction is None  # compiled with the process-wide rules when it starts
 
 
+async def test_process_wide_rules_join_a_pipelines_own(tmp_path: Path) -> None:
+    """set_redaction() rules apply inside every pipeline started after, with its redact=."""
+    alog.set_redaction(["password"])
+    path = tmp_path / "out.log"
+    async with alog.run(alog.File(path), redact=iter(["token"])):
+        alog.get_logger("app").info("both", password=SECRET, token=SECRET, other=1)
+    assert SECRET.encode() not in path.read_bytes()
+    (event,) = read_events(path)
+    assert (event["password"], event["token"], event["other"]) == ("[redacted]", "[redacted]", 1)
+    assert _state.redaction is _state.process_redaction  # back to the process-wide rules
+
+
 def test_a_redaction_compiles_lazily_and_bounds_its_memo() -> None:
     """Keys made of data (ids as keys) cannot grow the per-state memo without bound."""
     compiled = compile_redaction(["**.secret"])

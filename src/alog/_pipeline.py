@@ -20,7 +20,7 @@ import math
 import os
 import time
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Final, NoReturn, final
 
@@ -100,7 +100,7 @@ class Pipeline:
         levels: Mapping[str, int] | None = None,
         fields: Mapping[str, object] | None = None,
         processors: Sequence[Processor] = (),
-        redact: Sequence[str] | None = None,
+        redact: Iterable[str] | None = None,
         censor: object = "[redacted]",
         remove: bool = False,
         rate_limit: RateSpec | None = None,
@@ -146,8 +146,10 @@ class Pipeline:
         self.processors = tuple(processors)
         # Compiled here to fail at once on a bad path; again at start, with the
         # process-wide rules of alog.set_redaction() in force then.
+        if isinstance(redact, Iterable) and not isinstance(redact, str | bytes):
+            redact = tuple(redact)  # an iterator is read once, here
         compile_redaction(redact, censor=censor, remove=remove)
-        self._redact_options = (tuple(redact or ()), censor, remove)
+        self._redact_options = (redact or (), censor, remove)
         self._redaction: Redaction | None = None
         StormControl(rate_limit=rate_limit, sample=sample, report=_ignore)  # checks them
         self._storm_options = (rate_limit, sample)
@@ -683,7 +685,7 @@ def run(
     levels: Mapping[str, int] | None = None,
     fields: Mapping[str, object] | None = None,
     processors: Sequence[Processor] = (),
-    redact: Sequence[str] | None = None,
+    redact: Iterable[str] | None = None,
     censor: object = "[redacted]",
     remove: bool = False,
     rate_limit: RateSpec | None = None,
