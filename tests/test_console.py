@@ -69,6 +69,23 @@ def test_without_colors_not_one_escape_code_is_written() -> None:
     assert "\x1b[31mERROR" in Renderer(colors=True).render(event)
 
 
+def test_control_characters_in_an_event_never_reach_the_terminal() -> None:
+    """A logged escape sequence is shown escaped: data cannot clear or retitle the screen."""
+    event = {
+        "time": "",
+        "level": "info\x1b[8m",
+        "logger": "a\x1b]0;title\x07",
+        "msg": "clear\x1b[2J\roverwrite\nsecond line",
+        "k\x1b[5m": "\x1b[31m",
+        "exception": {"type": "E\x1b", "message": "m\x1b[2J", "notes": ["n\x9b"], "frames": []},
+    }
+    for colors in (False, True):
+        text = ANSI.sub(b"", Renderer(colors=colors).render(event).encode()).decode()
+        assert not re.search(r"[\x00-\x09\x0b-\x1f\x7f-\x9f]", text)
+        assert text.count("\n") == 3  # the line, the exception's, its note's: no other break
+        assert "clear\\x1b[2J\\roverwrite\\nsecond line" in text
+
+
 def test_long_values_are_cut_with_a_marker() -> None:
     """One field cannot push the line off every screen; the marker says how much went."""
     assert value_text("x" * 500) == f"'{'x' * 200}'…(+300 chars)"

@@ -17,6 +17,7 @@ import datetime
 import linecache
 import math
 import os
+import re
 from collections.abc import Mapping
 from typing import Any, Final, final
 
@@ -53,6 +54,21 @@ _PLAIN_TEXT: Final = frozenset(
     "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_./:@+"
 )  # text made only of these is shown bare: paths, ids, hosts, words
 _json: Final = msgspec.json.Encoder()
+
+_CONTROL: Final = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_CONTROL_NOT_NEWLINE: Final = re.compile(r"[\x00-\x09\x0b-\x1f\x7f-\x9f]")
+
+
+def safe(text: str, *, keep_lines: bool = False) -> str:
+    """``text`` with control characters shown escaped (``\\x1b``), never sent to the terminal.
+
+    A message is data: a user-supplied ``\\x1b[2J`` must not clear the reader's screen, nor a
+    carriage return overwrite the line. Tracebacks and notes keep their newlines.
+    """
+    pattern = _CONTROL_NOT_NEWLINE if keep_lines else _CONTROL
+    if pattern.search(text) is None:
+        return text
+    return pattern.sub(lambda match: repr(match[0])[1:-1], text)
 
 
 def want_colors(fd: int, colors: bool | None = None) -> bool:
@@ -155,7 +171,7 @@ class Renderer:
     def _key(self, key: str) -> str:
         drawn = self._keys.get(key)
         if drawn is None:
-            drawn = f"{self._paint(RED if key == 'alog.error' else CYAN, key)}="
+            drawn = f"{self._paint(RED if key == 'alog.error' else CYAN, safe(key))}="
             if len(self._keys) < 4096:
                 self._keys[key] = drawn
         return drawn
@@ -168,7 +184,7 @@ class Renderer:
         if drawn_level is None:
             name = str(level)
             drawn_level = self._paint(
-                LEVEL_STYLES.get(name, MAGENTA), name.upper().ljust(LEVEL_WIDTH)
+                LEVEL_STYLES.get(name, MAGENTA), safe(name.upper()).ljust(LEVEL_WIDTH)
             )
             if type(level) is str and len(self._levels) < 64:
                 self._levels[level] = drawn_level
@@ -179,13 +195,15 @@ class Renderer:
         if logger:
             drawn = self._loggers.get(logger) if type(logger) is str else None
             if drawn is None:
-                drawn = self._paint(BLUE, str(logger))
+                drawn = self._paint(BLUE, safe(str(logger)))
                 if type(logger) is str and len(self._loggers) < 4096:
                     self._loggers[logger] = drawn
             parts.append(drawn)
         msg = event.get("msg", "")
         if type(msg) is not str:
             msg = value_text(msg)
+        elif _CONTROL.search(msg):
+            msg = safe(msg)
         if msg in _REPORTS:
             parts.append(self._paint(ALERT, f" {msg} "))
         elif msg:
@@ -210,7 +228,7 @@ class Renderer:
         if exception is None:
             return f"{line}\n"
         if isinstance(exception, str):
-            return f"{line}\n{exception.rstrip()}\n"
+            return f"{line}\n{safe(exception.rstrip(), keep_lines=True)}\n"
         return f"{line}\n{self.traceback(exception)}"
 
     def traceback(self, described: Mapping[str, Any]) -> str:
@@ -247,20 +265,22 @@ class Renderer:
                     continue
                 file, number, function = frame.get("file"), frame.get("line"), frame.get("function")
                 lines.append(
-                    f'  File "{paint(MAGENTA, str(file))}", '
-                    f"line {paint(MAGENTA, str(number))}, in {paint(MAGENTA, str(function))}"
+                    f'  File "{paint(MAGENTA, safe(str(file)))}", '
+                    f"line {paint(MAGENTA, safe(str(number)))}, "
+                    f"in {paint(MAGENTA, safe(str(function)))}"
                 )
                 if isinstance(file, str) and isinstance(number, int):
                     source = linecache.getline(file, number).strip()
                     if source:
-                        lines.append(f"    {source}")
-        kind = str(described.get("type", "Exception"))
+                        lines.append(f"    {safe(source)}")
+        kind = safe(str(described.get("type", "Exception")))
         message = described.get("message")
+        message = safe(str(message), keep_lines=True) if message else None
         head = paint(BOLD + RED, kind)
         lines.append(f"{head}: {message}" if message else head)
         notes = described.get("notes")
         if isinstance(notes, list):
-            lines.extend(str(note) for note in notes)
+            lines.extend(safe(str(note), keep_lines=True) for note in notes)
         inner = described.get("exceptions")
         text = "\n".join(lines) + "\n"
         if isinstance(inner, list):
