@@ -11,9 +11,13 @@ import sys
 import time
 from pathlib import Path
 
+import hypothesis
+import hypothesis.strategies as st
+import msgspec
 import pytest
 
-from alog._cli import normalize, parse_since
+from alog._cli import _pretty_line, normalize, parse_since
+from alog._console import Renderer
 
 FIXTURES = Path(__file__).parent / "fixtures"
 CLEAN_ENV = {"NO_COLOR": "", "FORCE_COLOR": "", "TZ": "UTC"}
@@ -236,3 +240,42 @@ def test_since_takes_durations_and_times() -> None:
     now = datetime.datetime(2026, 12, 2, 12, 0, tzinfo=datetime.UTC)
     assert parse_since("90m", now) == datetime.datetime(2026, 12, 2, 10, 30, tzinfo=datetime.UTC)
     assert parse_since("2026-12-01T00:00:00Z").day == 1
+
+
+_JSON = st.recursive(
+    st.one_of(st.none(), st.booleans(), st.integers(), st.floats(), st.text(max_size=8)),
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=3), st.dictionaries(st.text(max_size=6), inner, max_size=4)
+    ),
+    max_leaves=12,
+)
+_EVENTS = st.dictionaries(
+    st.sampled_from(["time", "level", "logger", "msg", "name", "event", "err", "exception", "x"]),
+    _JSON,
+    max_size=6,
+)
+
+
+@hypothesis.given(
+    line=st.one_of(
+        st.binary(max_size=60),
+        _EVENTS.map(lambda event: json.dumps(event).encode()),
+        _JSON.map(lambda value: json.dumps(value).encode()),
+    )
+)
+@hypothesis.settings(max_examples=400, deadline=None)
+def test_no_line_makes_pretty_fail(line: bytes) -> None:
+    """Whatever a line holds (any bytes, any JSON, odd types under the core keys): text out."""
+    decode = msgspec.json.Decoder().decode
+    for renderer in (Renderer(colors=False), Renderer(colors=True)):
+        out = _pretty_line(line, decode, renderer.render, None)
+        assert isinstance(out, bytes) and out.endswith(b"\n")
+
+
+@hypothesis.given(event=_EVENTS)
+@hypothesis.settings(max_examples=400, deadline=None)
+def test_any_json_object_is_rendered_not_passed_through(event: dict[str, object]) -> None:
+    """The renderer itself copes with odd types under every key (no fallback needed)."""
+    for renderer in (Renderer(colors=False), Renderer(colors=True)):
+        text = renderer.render(normalize(event))
+        assert text.endswith("\n")
