@@ -274,8 +274,24 @@ def test_no_line_makes_pretty_fail(line: bytes) -> None:
 
 @hypothesis.given(event=_EVENTS)
 @hypothesis.settings(max_examples=400, deadline=None)
+@hypothesis.example(event={"time": 253402300800000.0})  # past year 9999: found by this test
+@hypothesis.example(event={"time": float("nan"), "level": 10**30})
+@hypothesis.example(event={"time": "0001-01-01T00:00:00+14:00"})
 def test_any_json_object_is_rendered_not_passed_through(event: dict[str, object]) -> None:
     """The renderer itself copes with odd types under every key (no fallback needed)."""
     for renderer in (Renderer(colors=False), Renderer(colors=True)):
         text = renderer.render(normalize(event))
         assert text.endswith("\n")
+
+
+def test_stats_never_dies_on_a_line(tmp_path: Path) -> None:
+    """Odd values under the core keys and lines that are not JSON are counted, not fatal."""
+    path = tmp_path / "odd.log"
+    path.write_bytes(
+        b'{"time": 253402300800000.0, "level": {"x": 1}, "logger": null, "msg": "alog.dropped",'
+        b' "dropped": true}\n'
+        b'{"time": "not a time", "level": 10}\nplain\n\xff\n[1]\n'
+    )
+    out = alog_cli("stats", str(path)).decode()
+    assert "events: 2 (and 3 lines that are not JSON)" in out
+    assert "alog.dropped: 0 events lost, in 1 reports" in out

@@ -108,15 +108,15 @@ def normalize(event: dict[str, Any]) -> dict[str, Any]:
 
 def parse_time(value: object) -> datetime.datetime | None:
     """An event's time as an aware datetime (RFC 3339 text, epoch seconds or milliseconds)."""
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        seconds = value / 1000 if value > 1e11 else float(value)
-        return datetime.datetime.fromtimestamp(seconds, datetime.UTC)
-    if isinstance(value, str):
-        try:
+    try:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            seconds = value / 1000 if value > 1e11 else float(value)
+            return datetime.datetime.fromtimestamp(seconds, datetime.UTC)
+        if isinstance(value, str):
             when = datetime.datetime.fromisoformat(value.replace(",", ".", 1))
-        except ValueError:
-            return None
-        return when if when.tzinfo is not None else when.astimezone()
+            return when if when.tzinfo is not None else when.astimezone()
+    except (ValueError, OverflowError, OSError):  # not a time, or out of the calendar
+        return None
     return None
 
 
@@ -342,12 +342,12 @@ def stats(args: argparse.Namespace) -> int:
                     continue
                 event = normalize(event)
                 events += 1
-                levels[str(event.get("level", "?"))] += 1
-                loggers[str(event.get("logger", "?"))] += 1
+                levels[_as_text(event.get("level", "?"))] += 1
+                loggers[_as_text(event.get("logger", "?"))] += 1
                 if event.get("msg") == "alog.dropped":
                     reports += 1
                     count = event.get("dropped")
-                    dropped += count if isinstance(count, int) else 0
+                    dropped += count if type(count) is int else 0
                 when = parse_time(event.get("time"))
                 if when is not None:
                     first = when if first is None or when < first else first

@@ -127,13 +127,16 @@ def local_time(stamp: object) -> str:
                 return f"{head}.{stamp[20:23]}"
         try:
             when = datetime.datetime.fromisoformat(stamp)
-        except ValueError:
+            when = when.astimezone() if when.tzinfo is not None else when
+        except (ValueError, OverflowError):  # not a time, or one no local clock can show
             return stamp
-        when = when.astimezone() if when.tzinfo is not None else when
     elif isinstance(stamp, (int, float)) and not isinstance(stamp, bool):
         # Epoch seconds or milliseconds (pino): a number this large is milliseconds.
-        seconds = stamp / 1000 if stamp > 1e11 else float(stamp)
-        when = datetime.datetime.fromtimestamp(seconds).astimezone()
+        try:
+            seconds = stamp / 1000 if stamp > 1e11 else float(stamp)
+            when = datetime.datetime.fromtimestamp(seconds).astimezone()
+        except (ValueError, OverflowError, OSError):  # NaN, inf, out of the calendar
+            return str(stamp)
     else:
         return "" if stamp is None else str(stamp)
     return when.strftime("%H:%M:%S.") + f"{when.microsecond // 1000:03d}"
@@ -145,9 +148,9 @@ _seconds_cache: dict[str, str] = {}
 def _local_seconds(head: str) -> str | None:
     try:
         when = datetime.datetime.fromisoformat(head).replace(tzinfo=datetime.UTC)
-    except ValueError:
+        text = when.astimezone().strftime("%H:%M:%S")
+    except (ValueError, OverflowError):
         return None
-    text = when.astimezone().strftime("%H:%M:%S")
     if len(_seconds_cache) > 4096:  # one entry per second of log: a day's file stays small
         _seconds_cache.clear()
     _seconds_cache[head] = text
