@@ -115,6 +115,7 @@ def _no_pipeline_left_behind() -> Iterator[None]:
     leftover = _state.pipeline
     _state.pipeline = None
     _state.install(_state.fallback)
+    _state.redaction = _state.process_redaction = None
     assert leftover is None, f"test left {leftover!r} running"
 
 

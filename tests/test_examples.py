@@ -14,6 +14,7 @@ TESTED_ELSEWHERE = {
     "incident.py": "tests/reliability/test_incident.py",
     "fastapi_app.py": "tests/test_asgi.py",
     "aiohttp_app.py": "tests/test_aiohttp.py",
+    "console.py": "tests/test_console.py",
 }
 
 

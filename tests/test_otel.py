@@ -143,6 +143,32 @@ async def test_otel_true_puts_the_ids_on_lines(tmp_path: Path, tracer: trace.Tra
     assert list(inside)[:4] == ["time", "level", "logger", "msg"]
 
 
+@pytest.mark.parametrize("with_processor", [False, True])
+async def test_otel_true_with_redaction_and_processors(
+    tmp_path: Path, tracer: trace.Tracer, with_processor: bool
+) -> None:
+    """otel=True beside redact= (and processors): the ids are there, the secret is not."""
+    path = tmp_path / "out.log"
+
+    def tag(event: dict[str, object]) -> dict[str, object]:
+        event["tagged"] = True
+        return event
+
+    async with alog.run(
+        alog.File(path),
+        otel=True,
+        redact=["password"],
+        processors=[tag] if with_processor else [],
+    ):
+        with tracer.start_as_current_span("request") as span:
+            log.info("login", user="ada", password="hunter2-secret")  # noqa: S106 - a test secret
+    (event,) = read_events(path)
+    assert trace_keys(event) == ids_of(span)
+    assert event["password"] == "[redacted]"  # noqa: S105 - the censor, not a secret
+    assert ("tagged" in event) is with_processor
+    assert b"hunter2-secret" not in path.read_bytes()
+
+
 async def test_otel_true_on_another_thread(tmp_path: Path, tracer: trace.Tracer) -> None:
     """A thread's call carries the span current on that thread, not the loop's."""
     path = tmp_path / "out.log"

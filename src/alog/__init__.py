@@ -5,6 +5,7 @@ from __future__ import annotations
 from ._context import bound as bound
 from ._context import current_context as current_context
 from ._destinations import TCP as TCP
+from ._destinations import Console as Console
 from ._destinations import File as File
 from ._destinations import Journald as Journald
 from ._destinations import JournaldStatistics as JournaldStatistics
@@ -21,10 +22,12 @@ from ._pipeline import flush as flush
 from ._pipeline import run as run
 from ._records import FlushResult as FlushResult
 from ._records import Statistics as Statistics
+from ._redact import set_redaction as set_redaction
 from ._writer import DestinationStatistics as DestinationStatistics
 
 __all__ = [  # noqa: RUF022 - plain sorted(), as tests/test_api.py checks
     "AlogError",
+    "Console",
     "DestinationStatistics",
     "File",
     "FlushResult",
@@ -44,4 +47,5 @@ __all__ = [  # noqa: RUF022 - plain sorted(), as tests/test_api.py checks
     "flush",
     "get_logger",
     "run",
+    "set_redaction",
 ]

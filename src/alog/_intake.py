@@ -6,13 +6,15 @@ an ``Exception`` inside alog is counted in ``internal_errors``.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ._events import Deliver, Emitter, make_emitter, repair_core_keys
 
 if TYPE_CHECKING:
     from ._queue import EventQueue
+    from ._redact import Redaction
+    from ._storm import StormControl
     from .typing import Processor
 
 
@@ -26,22 +28,30 @@ class Intake:
         fields: Mapping[str, object] | None,
         processors: Sequence[Processor],
         trace: Processor | None = None,
+        redaction: Redaction | None = None,
+        storm: StormControl | None = None,
     ) -> None:
         self._queue = queue
         self._put = queue.put
         self._fields = dict(fields) if fields else None
         self._processors = tuple(processors)
         self._trace = trace
+        self._redact = redaction.apply if redaction else None
+        self._storm = storm if storm else None
         self.filtered = 0
-        """Events a processor filtered out (returned ``None``)."""
+        """Events a processor filtered out (returned ``None``), or storm control held back."""
         self.processor_errors = 0
         """Processor calls that raised or returned something other than a dict."""
         self.internal_errors = 0
         """Log calls lost to a bug in alog itself."""
 
         deliver: Deliver[None] = queue.put
-        if self._processors:
+        if self._processors or self._storm is not None:
             deliver = self._process_then_put
+        elif redaction is not None and trace is not None:
+            deliver = self._trace_then_put
+        elif redaction is not None:
+            deliver = _redacting(redaction.apply, queue.put)
         elif trace is not None:
             deliver = self._trace_then_put
         self.emit: Emitter[None] = make_emitter(
@@ -51,17 +61,26 @@ class Intake:
         )
         """Queue one event; never raises an ``Exception``.
 
-        With no processors, the builder hands the event straight to ``queue.put``: a log
-        method, the builder and the put are the whole hot path. ``trace`` (``otel=True``'s
-        :func:`alog.otel.trace_context`) runs before the processors; alone, it skips their
-        machinery (it only adds three keys, never touching the core ones).
+        With no processors, no redaction and no trace ids, the builder hands the event
+        straight to ``queue.put``: a log method, the builder and the put are the whole hot
+        path. ``trace`` (``otel=True``'s :func:`alog.otel.trace_context`) runs first; with
+        only it and redaction, neither needs the processors' machinery (the ids never touch
+        the core keys, and redaction never redacts them).
         """
+
+    def sweep(self, *, everything: bool = False) -> None:
+        """Storm control's reports of ended windows (the loop, once a second; all at close)."""
+        if self._storm is not None:
+            self._storm.sweep(everything=everything)
 
     def _count_internal_error(self) -> None:
         self.internal_errors += 1
 
     def _trace_then_put(self, event: dict[str, Any], levelno: int) -> None:
-        self._put(self._traced(event), levelno)
+        event = self._traced(event)
+        if self._redact is not None:
+            self._redact(event)
+        self._put(event, levelno)
 
     def _traced(self, event: dict[str, Any]) -> dict[str, Any]:
         assert self._trace is not None
@@ -73,9 +92,20 @@ class Intake:
         return event
 
     def _process_then_put(self, event: dict[str, Any], levelno: int) -> None:
-        """The processors in order, then the queue (one frame: this runs for every event)."""
+        """Trace ids, redaction, storm control, the processors in order, then the queue.
+
+        Redaction runs before the processors, so none sees a secret (nor quotes one in an
+        ``alog.error`` marker), and after them too, for what they added, with what the first
+        pass found.
+        """
         if self._trace is not None:
             event = self._traced(event)
+        redact = self._redact
+        found = redact(event) if redact is not None else None
+        storm = self._storm
+        if storm is not None and not storm.admit(event, levelno):
+            self.filtered += 1
+            return
         core = (event["time"], event["level"], event["logger"], event["msg"])
         for processor in self._processors:
             try:
@@ -94,7 +124,19 @@ class Intake:
                 )
                 continue
             event = result
-        self._put(repair_core_keys(event, core), levelno)
+        if self._processors:
+            event = repair_core_keys(event, core)
+            if redact is not None:
+                redact(event, found)
+        self._put(event, levelno)
+
+
+def _redacting(apply: Callable[[dict[str, Any]], object], put: Deliver[None]) -> Deliver[None]:
+    def redact_then_put(event: dict[str, Any], levelno: int, /) -> None:
+        apply(event)
+        put(event, levelno)
+
+    return redact_then_put
 
 
 def _name_of(processor: object) -> str:

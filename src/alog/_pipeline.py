@@ -20,7 +20,7 @@ import math
 import os
 import time
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Final, NoReturn, final
 
@@ -43,8 +43,10 @@ from ._intake import Intake
 from ._progress import Progress
 from ._queue import EventQueue
 from ._records import FlushResult, Statistics
+from ._redact import Redaction, compile_redaction
 from ._report import said_once, to_stderr
 from ._signals import SighupHandler, SigtermHandler, check_can_handle_sigterm
+from ._storm import RateSpec, SampleSpec, StormControl
 from ._writer import DestinationWriter
 from .typing import Overflow, WriterState
 
@@ -58,6 +60,10 @@ LOSS_REPORT_INTERVAL: Final = 1.0
 """While events are being lost, an ``alog.dropped`` report at least this often (seconds)."""
 _LONGEST_WAIT: Final = 365 * 86400.0
 """Timeouts beyond a year are a year: no clock or wait primitive overflows."""
+
+
+def _ignore(event: dict[str, object], levelno: int, /) -> None:
+    """Where the configuration check's storm control would report (it never does)."""
 
 
 def _positive(name: str, value: float, *, integer: bool) -> None:
@@ -95,6 +101,11 @@ class Pipeline:
         fields: Mapping[str, object] | None = None,
         processors: Sequence[Processor] = (),
         otel: bool = False,
+        redact: Iterable[str] | None = None,
+        censor: object = "[redacted]",
+        remove: bool = False,
+        rate_limit: RateSpec | None = None,
+        sample: SampleSpec | None = None,
         max_events: int = DEFAULT_MAX_EVENTS,
         max_bytes: int = DEFAULT_MAX_BYTES,
         max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
@@ -138,6 +149,15 @@ class Pipeline:
         self.otel = otel
         self._trace = _trace_context() if otel else None
         self.processors = tuple(processors)
+        # Compiled here to fail at once on a bad path; again at start, with the
+        # process-wide rules of alog.set_redaction() in force then.
+        if isinstance(redact, Iterable) and not isinstance(redact, str | bytes):
+            redact = tuple(redact)  # an iterator is read once, here
+        compile_redaction(redact, censor=censor, remove=remove)
+        self._redact_options = (redact or (), censor, remove)
+        self._redaction: Redaction | None = None
+        StormControl(rate_limit=rate_limit, sample=sample, report=_ignore)  # checks them
+        self._storm_options = (rate_limit, sample)
         self.destinations = destinations or (Stdout(),)
         self._destination_levels: list[int | None] = []
         self._required: list[bool] = []
@@ -272,9 +292,18 @@ class Pipeline:
             )
             for index, destination in enumerate(self.destinations)
         ]
-        # The ids first, so that the user's processors see (and may rename or drop) them.
+        paths, censor, remove = self._redact_options
+        self._redaction = compile_redaction(
+            paths, censor=censor, remove=remove, base=_state.process_redaction
+        )
+        rate_limit, sample = self._storm_options
         self._intake = Intake(
-            queue, fields=self.fields, processors=self.processors, trace=self._trace
+            queue,
+            fields=self.fields,
+            processors=self.processors,
+            redaction=self._redaction,
+            storm=StormControl(rate_limit=rate_limit, sample=sample, report=queue.put),
+            trace=self._trace,  # the ids first, so the user's processors see them
         )
         _state.pipeline = self  # claimed before the first await: two runs cannot race
         task_group = anyio.create_task_group()
@@ -296,6 +325,7 @@ class Pipeline:
         self._task_group = task_group
         task_group.start_soon(self._report_losses_while_running)
         self._state = "running"
+        _state.redaction = self._redaction
         _state.install(self._intake)
         _logger.configure(self.level, self.loggers)
         atexit.register(self._at_exit)
@@ -353,6 +383,8 @@ class Pipeline:
             return
         self._state = "closing"
         assert self._queue is not None
+        if self._intake is not None:
+            self._intake.sweep(everything=True)  # storm control's last folds, before the seal
         self._queue.report_losses()
         last = self._queue.seal()
         for writer in self._writers:
@@ -367,6 +399,7 @@ class Pipeline:
         if _state.pipeline is self:
             _state.install(_state.fallback)
             _state.pipeline = None
+            _state.redaction = _state.process_redaction
             _logger.configure(0, {})
 
     @keyboard_interrupt_safe
@@ -448,6 +481,8 @@ class Pipeline:
         while True:
             await anyio.sleep(LOSS_REPORT_INTERVAL)
             self._queue.report_losses()
+            if self._intake is not None:
+                self._intake.sweep()
 
     def _forked(self) -> None:
         """This is a forked child's copy: it writes nothing, flushes nothing."""
@@ -672,6 +707,11 @@ def run(
     fields: Mapping[str, object] | None = None,
     processors: Sequence[Processor] = (),
     otel: bool = False,
+    redact: Iterable[str] | None = None,
+    censor: object = "[redacted]",
+    remove: bool = False,
+    rate_limit: RateSpec | None = None,
+    sample: SampleSpec | None = None,
     max_events: int = DEFAULT_MAX_EVENTS,
     max_bytes: int = DEFAULT_MAX_BYTES,
     max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
@@ -692,6 +732,11 @@ def run(
     ``reopen_on_sighup=True`` (main thread only) makes SIGHUP reopen the files (logrotate).
     ``otel=True`` adds the current OpenTelemetry span's ``trace_id``, ``span_id`` and
     ``trace_flags`` to every event (:func:`alog.otel.trace_context`; needs ``alog[otel]``).
+    ``redact=["password", "headers.authorization", "**.secret"]`` replaces those fields by
+    ``censor`` (or drops them, ``remove=True``) on the caller's thread, before queueing.
+    ``rate_limit=(10, 1.0)`` folds repeats of an event (same logger, level and message) past
+    10 a second into one ``alog.suppressed`` report; ``sample={"debug": 0.1}`` keeps a tenth.
+    Both leave warning and above alone unless those levels are named.
     """
     return Pipeline(
         *destinations,
@@ -701,6 +746,11 @@ def run(
         fields=fields,
         processors=processors,
         otel=otel,
+        redact=redact,
+        censor=censor,
+        remove=remove,
+        rate_limit=rate_limit,
+        sample=sample,
         max_events=max_events,
         max_bytes=max_bytes,
         max_event_bytes=max_event_bytes,

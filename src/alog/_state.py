@@ -3,9 +3,12 @@
 ``sink`` receives every enabled log call, through ``emit`` (its ``emit``, kept here so that a
 log method reaches it with two specialised loads). It is the stdlib fallback until
 ``alog.run`` installs a pipeline's intake, and again after the pipeline closes; change it only
-with :func:`install`. ``pipeline`` is the running pipeline,
-for ``alog.flush()``. One pipeline runs per process at a time: log calls come from anywhere
-(other threads, libraries, import time), so the destination cannot be chosen per context.
+with :func:`install`. ``pipeline`` is the running pipeline, for ``alog.flush()``.
+``redaction`` is the redaction in force for events built outside a pipeline's intake (the
+stdlib fallback, the test capture, the stdlib bridge's stderr): the running pipeline's, else
+``process_redaction`` (``alog.set_redaction``). One pipeline runs per process at a time: log
+calls come from anywhere (other threads, libraries, import time), so the destination cannot
+be chosen per context.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from ._fallback import StdlibFallback
 if TYPE_CHECKING:
     from ._logger import Logger
     from ._pipeline import Pipeline
+    from ._redact import Redaction
 
 
 class Sink(Protocol):
@@ -48,3 +52,8 @@ def install(new: Sink) -> None:
 
 
 pipeline: Pipeline | None = None
+
+process_redaction: Redaction | None = None
+"""The rules of ``alog.set_redaction()``: in force everywhere, pipelines included."""
+redaction: Redaction | None = None
+"""The rules in force now: the running pipeline's (its own and the process-wide ones)."""

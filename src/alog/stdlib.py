@@ -25,6 +25,7 @@ from ._events import build_event
 from ._fallback import FALLBACK_MARK, _logfmt
 from ._fields import timestamp
 from ._logger import Logger
+from ._redact import redact_outside
 from ._report import to_stderr
 
 __all__ = ["AlogHandler", "Bridge", "install"]
@@ -99,6 +100,7 @@ class AlogHandler(logging.Handler):
             _exc_info(record),
             timestamp(int(record.created * 1e9)),
         )
+        redact_outside(event)
         to_stderr(json.dumps(event, default=repr, ensure_ascii=False, separators=(",", ":")))
 
 

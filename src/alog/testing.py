@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import _logger, _state
 from ._events import build_event
+from ._redact import redact_outside
 
 if TYPE_CHECKING:
     from ._logger import Logger
@@ -32,7 +33,8 @@ class CapturingSink:
 
     ``time`` is left out so that whole events can be compared with ``==``; everything else
     (bound fields, context fields, call fields, the structured ``exception``) is there, merged
-    exactly as a pipeline merges it.
+    exactly as a pipeline merges it, and redacted by the rules in force (the running
+    pipeline's ``redact=``, else ``alog.set_redaction()``'s); processors do not run.
     """
 
     def __init__(self) -> None:
@@ -51,6 +53,7 @@ class CapturingSink:
     ) -> None:
         """Keep one event; like every sink, never raises into the log call."""
         event = build_event(logger, levelname, msg, fields, exc_info, "")
+        redact_outside(event)  # what a pipeline would write: redacted the same way
         del event["time"]
         with self._lock:
             self.events.append(event)

@@ -62,3 +62,20 @@ async def to_engines() -> None:
             again: int = books.reconnects
             cut: int = books.truncated
             del up, again, cut
+
+
+async def development() -> None:
+    alog.set_redaction(["password"], censor="***")
+    console: Destination = alog.Console("stderr", colors=True, level="debug")
+    async with alog.run(
+        console,
+        alog.Stdout(format="auto"),
+        redact=["password", "*.token", "headers.authorization", "**.secret"],
+        censor=None,
+        rate_limit=(10, 1.0),
+        sample={"debug": 0.1},
+    ):
+        pass
+    async with alog.run(redact=("user.*.ssn",), remove=True, rate_limit={"error": (5, 60.0)}):
+        pass
+    alog.set_redaction(None)

@@ -13,7 +13,7 @@ from .base import (
     destination_options,
     open_destination,
 )
-from .fd import File, Stderr, Stdout
+from .fd import Console, File, Stderr, Stdout
 from .file import FileStream
 from .journald import Journald, JournaldStatistics
 from .socket import TCP, Unix
@@ -22,6 +22,7 @@ from .syslog import Syslog
 __all__ = [
     "TCP",
     "ConnectionStatistics",
+    "Console",
     "FdStream",
     "File",
     "FileStream",

@@ -17,11 +17,13 @@ import select
 import stat
 from datetime import timedelta
 from pathlib import Path
-from typing import final
+from typing import Literal, final
 
 import anyio.to_thread
 
+from .._console import Renderer, want_colors
 from .base import FdStream
+from .console import ConsoleStream
 from .file import FileStream, Rotation, open_file, release_lock
 from .nonblocking import NonBlockingFdStream
 from .threaded import ThreadedFdStream
@@ -78,24 +80,65 @@ class _Builtin:
         return ", ".join(parts)
 
 
+Format = Literal["json", "console", "auto"]
+
+
+def _console_for(
+    fd: int, description: str, *, colors: bool | None, stall_timeout: float
+) -> FdStream:
+    own = os.dup(fd)
+    os.set_blocking(own, True)
+    renderer = Renderer(colors=want_colors(fd, colors))
+    return ConsoleStream(own, description, stall_timeout=stall_timeout, renderer=renderer)
+
+
 class _StdStream(_Builtin):
     _fd: int
     _name: str
 
-    def __init__(self, *, level: str | int | None = None, required: bool = True) -> None:
+    def __init__(
+        self,
+        *,
+        level: str | int | None = None,
+        required: bool = True,
+        format: Format = "json",
+    ) -> None:
         super().__init__(level=level, required=required)
+        if format not in ("json", "console", "auto"):
+            raise ValueError(f"format= is 'json', 'console' or 'auto', got {format!r}")
+        self.format: Format = format
 
     async def open_stream(self, *, write_timeout: float) -> FdStream:
         """Open a stream of alog's own onto the process's stdout/stderr."""
+        console = self.format == "console" or (self.format == "auto" and _isatty(self._fd))
+        if console:
+            return _console_for(self._fd, self._name, colors=None, stall_timeout=write_timeout)
         return _stream_for(self._fd, self._name, reopen=True, stall_timeout=write_timeout)
+
+    def _options(self) -> str:
+        options = super()._options()
+        if self.format != "json":
+            options = ", ".join(filter(None, [f"format={self.format!r}", options]))
+        return options
 
     def __repr__(self) -> str:
         return f"alog.{type(self).__name__}({self._options()})"
 
 
+def _isatty(fd: int) -> bool:
+    try:
+        return os.isatty(fd)
+    except OSError:
+        return False
+
+
 @final
 class Stdout(_StdStream):
-    """The process's standard output (the default destination)."""
+    """The process's standard output (the default destination).
+
+    ``format="auto"`` renders for people (as :class:`Console` does) when stdout is a
+    terminal, and writes JSON lines otherwise (a pipe, a file, a container's log).
+    """
 
     _fd = 1
     _name = "stdout"
@@ -103,10 +146,51 @@ class Stdout(_StdStream):
 
 @final
 class Stderr(_StdStream):
-    """The process's standard error."""
+    """The process's standard error (``format=`` as for :class:`Stdout`)."""
 
     _fd = 2
     _name = "stderr"
+
+
+@final
+class Console(_Builtin):
+    """Events for people: a short time, the level in colour, the message, ``key=value``.
+
+    Writes to ``stream`` (``"stdout"`` or ``"stderr"``). Colours: ``colors=None`` decides
+    from ``NO_COLOR``, ``FORCE_COLOR`` and whether the stream is a terminal. Each JSON line
+    is rendered in the stream's own thread, tracebacks with their source lines.
+    """
+
+    def __init__(
+        self,
+        stream: Literal["stdout", "stderr"] = "stdout",
+        /,
+        *,
+        colors: bool | None = None,
+        level: str | int | None = None,
+        required: bool = True,
+    ) -> None:
+        super().__init__(level=level, required=required)
+        if stream not in ("stdout", "stderr"):
+            raise ValueError(f"stream is 'stdout' or 'stderr', got {stream!r}")
+        if colors is not None and not isinstance(colors, bool):
+            raise TypeError(f"colors= must be True, False or None, got {colors!r}")
+        self.stream = stream
+        self.colors = colors
+
+    async def open_stream(self, *, write_timeout: float) -> FdStream:
+        """A thread of its own writing to a duplicate of fd 1 or 2."""
+        fd = 1 if self.stream == "stdout" else 2
+        return _console_for(fd, self.stream, colors=self.colors, stall_timeout=write_timeout)
+
+    def __repr__(self) -> str:
+        parts = [repr(self.stream)] if self.stream != "stdout" else []
+        if self.colors is not None:
+            parts.append(f"colors={self.colors}")
+        options = self._options()
+        if options:
+            parts.append(options)
+        return f"alog.Console({', '.join(parts)})"
 
 
 @final
