@@ -176,6 +176,7 @@ def test_bad_options_fail_at_construction() -> None:
     assert (
         repr(alog.Console("stderr", level="warning")) == "alog.Console('stderr', level='warning')"
     )
+    assert repr(alog.Console(stream="stderr")) == "alog.Console('stderr')"
     assert repr(alog.Stdout(format="auto")) == "alog.Stdout(format='auto')"
 
 

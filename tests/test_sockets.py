@@ -423,3 +423,6 @@ def test_repr_says_where_and_how() -> None:
         == "alog.TCP('agent', 5170, framing='octet-counting', level='warning', required=False)"
     )
     assert repr(alog.Unix("/tmp/agent.sock")) == "alog.Unix('/tmp/agent.sock')"
+    # The contract names them: they may be given by keyword.
+    assert repr(alog.TCP(host="127.0.0.1", port=5170)) == "alog.TCP('127.0.0.1', 5170)"
+    assert repr(alog.Unix(path="/tmp/agent.sock")) == "alog.Unix('/tmp/agent.sock')"

@@ -255,6 +255,9 @@ def test_repr() -> None:
         "alog.Syslog('/dev/log', transport='unix', format='rfc3164', app_name='svc')"
     )
     assert "facility='local3'" in repr(alog.Syslog(app_name="svc", facility=19))
+    assert repr(alog.Syslog(address="/dev/log", app_name="svc")) == repr(
+        alog.Syslog(app_name="svc")
+    )
     assert repr(alog.Syslog(("127.0.0.1", 514), transport="tcp", app_name="svc", level="info")) == (
         "alog.Syslog(('127.0.0.1', 514), transport='tcp', format='rfc5424', app_name='svc', "
         "level='info')"

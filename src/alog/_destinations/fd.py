@@ -164,7 +164,6 @@ class Console(_Builtin):
     def __init__(
         self,
         stream: Literal["stdout", "stderr"] = "stdout",
-        /,
         *,
         colors: bool | None = None,
         level: str | int | None = None,

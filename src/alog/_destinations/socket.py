@@ -635,7 +635,6 @@ class TCP(_SocketDestination):
         self,
         host: str,
         port: int,
-        /,
         *,
         tls: ssl.SSLContext | None = None,
         framing: Framing = "lines",
@@ -669,7 +668,6 @@ class Unix(_SocketDestination):
     def __init__(
         self,
         path: str | os.PathLike[str],
-        /,
         *,
         framing: Framing = "lines",
         connect_timeout: float = 5.0,

@@ -279,7 +279,6 @@ class Syslog(_Builtin):
     def __init__(
         self,
         address: str | os.PathLike[str] | tuple[str, int] = "/dev/log",
-        /,
         *,
         transport: Transport | None = None,
         format: SyslogFormat | None = None,
