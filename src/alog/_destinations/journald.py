@@ -327,38 +327,19 @@ class JournaldStream(ThreadedFdStream):
             last_error=c.last_error,
         )
 
-    def _run(self) -> None:
-        while True:
+    def _write_batch(self, data: bytes | bytearray, offset: int) -> None:
+        while offset < len(data) and not self._closed:
+            end = data.index(b"\n", offset) + 1
+            refused = not self._send_line(bytes(data[offset : end - 1]))
             with self._cond:
-                while not self._pending and not self._closed:
-                    self._cond.wait()
-                if not self._pending:
-                    return
-                data, offset = self._pending[0]
-                self._writing = True
-            try:
-                while offset < len(data) and not self._closed:
-                    end = data.index(b"\n", offset) + 1
-                    refused = not self._send_line(bytes(data[offset : end - 1]))
-                    with self._cond:
-                        if refused:  # before done moves: whoever sees done sees the refusal
-                            self._refused_at.append(self.done + end - offset)
-                        self.done += end - offset
-                        self._last_progress = time.monotonic()
-                    offset = end
-            except BaseException as error:  # noqa: BLE001 - handed to whoever waits
-                self._note_error(error)
-                with self._cond:
-                    self.error = error
-                    self._writing = False
-                    self._cond.notify_all()
-                self._notify_loop()
-                return
-            with self._cond:
-                self._pending.popleft()
-                self._writing = False
-                self._cond.notify_all()
-            self._notify_loop()
+                if refused:  # before done moves: whoever sees done sees the refusal
+                    self._refused_at.append(self.done + end - offset)
+                self.done += end - offset
+                self._last_progress = time.monotonic()
+            offset = end
+
+    def _on_error(self, error: BaseException) -> None:
+        self._note_error(error)
 
     def _send_line(self, line: bytes) -> bool:
         """Send one event as one entry; False if it was refused (too large for journald)."""

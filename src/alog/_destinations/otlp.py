@@ -301,44 +301,25 @@ class OTLPStream(ThreadedFdStream):
 
     def _run(self) -> None:
         try:
-            self._send_batches()
+            super()._run()
         finally:
             connection, self._connection = self._connection, None
             if connection is not None:
                 connection.close()
 
-    def _send_batches(self) -> None:
-        while True:
+    def _write_batch(self, data: bytes | bytearray, offset: int) -> None:
+        while offset < len(data) and not self._closed:
+            end, events = self._slice(data, offset)
+            rejected = self._export(events)
             with self._cond:
-                while not self._pending and not self._closed:
-                    self._cond.wait()
-                if not self._pending:
-                    return
-                data, offset = self._pending[0]
-                self._writing = True
-            try:
-                while offset < len(data) and not self._closed:
-                    end, events = self._slice(data, offset)
-                    rejected = self._export(events)
-                    with self._cond:
-                        for _ in range(rejected):  # before done moves, as journald's stream
-                            self._refused_at.append(self.done + end - offset)
-                        self.done += end - offset
-                        self._last_progress = time.monotonic()
-                    offset = end
-            except BaseException as error:  # noqa: BLE001 - handed to whoever waits
-                self._note(error=error)
-                with self._cond:
-                    self.error = error
-                    self._writing = False
-                    self._cond.notify_all()
-                self._notify_loop()
-                return
-            with self._cond:
-                self._pending.popleft()
-                self._writing = False
-                self._cond.notify_all()
-            self._notify_loop()
+                for _ in range(rejected):  # before done moves, as journald's stream
+                    self._refused_at.append(self.done + end - offset)
+                self.done += end - offset
+                self._last_progress = time.monotonic()
+            offset = end
+
+    def _on_error(self, error: BaseException) -> None:
+        self._note(error=error)
 
     def _slice(self, data: bytes | bytearray, offset: int) -> tuple[int, list[Any]]:
         """The end of the next request's lines, and those lines decoded."""

@@ -69,6 +69,7 @@ class ThreadedFdStream(FdStream):
                 else:
                     self._write_batch(*batch)
             except BaseException as error:  # noqa: BLE001 - handed to whoever waits
+                self._on_error(error)
                 with self._cond:
                     self.error = error
                     self._writing = False
@@ -94,6 +95,9 @@ class ThreadedFdStream(FdStream):
                 with self._cond:
                     self.done += written
                     self._last_progress = time.monotonic()
+
+    def _on_error(self, error: BaseException) -> None:
+        """Writer thread: ``error`` ends the stream (a subclass may note it in its books)."""
 
     def _idle_work_due(self) -> bool:
         """Lock held: has the thread something to do with nothing to write (a file's reopen)?"""
