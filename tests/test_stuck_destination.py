@@ -170,3 +170,28 @@ def test_a_stuck_optional_destination_does_not_hold_the_exit(
     assert "alog: exiting: the send of optional destination stuck never returned" in stderr
     assert ("RuntimeError: app bug" in stderr) == bool(status)
     assert elapsed < 0.5 + 2.0 + 6.0  # write_timeout, the grace, start-up and the close
+
+
+@pytest.mark.parametrize(
+    ("runner", "status"),
+    [
+        pytest.param("asyncio.run(main())", 0, id="asyncio"),
+        pytest.param("import uvloop; uvloop.run(main())", 0, id="uvloop"),
+        pytest.param("anyio.run(main, backend='trio')", 1, id="trio"),
+    ],
+)
+def test_a_stuck_optional_destination_hides_a_system_exit_code(
+    run_script: RunScript, runner: str, status: int
+) -> None:
+    """The exit watch's limit: it ends the process on time but cannot see ``sys.exit(3)``.
+
+    It sees an uncaught error through ``sys.excepthook`` (asyncio) or trio's main task: a
+    ``SystemExit`` calls no hook (status 0), and under trio it is the main task's error (1).
+    """
+    started = time.monotonic()
+    result = run_script(_OPTIONAL_STUCK.format(runner=runner, ending="sys.exit(3)"), timeout=30)
+    elapsed = time.monotonic() - started
+    stderr = result.stderr.decode()
+    assert result.returncode == status, stderr
+    assert "alog: exiting: the send of optional destination stuck never returned" in stderr
+    assert elapsed < 0.5 + 2.0 + 6.0

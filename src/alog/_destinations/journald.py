@@ -26,7 +26,6 @@ import struct
 import sys
 import threading
 import time
-from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Final, final
@@ -306,7 +305,6 @@ class JournaldStream(ThreadedFdStream):
         # "logger" are alog's own, mapped here once).
         self._names: dict[str, bytes] = {"time": b"TIME", "logger": b"LOGGER"}
         self._heads: dict[object, bytes] = {}  # level name: its PRIORITY and LEVEL fields
-        self._refused_at: deque[int] = deque()  # stream offsets of lines refused, not yet taken
         self._decoder = msgspec.json.Decoder()
         self._encode = msgspec.json.Encoder(enc_hook=str).encode
         self._away: OSError | None = None  # the error met while journald is gone
@@ -333,7 +331,7 @@ class JournaldStream(ThreadedFdStream):
             refused = not self._send_line(bytes(data[offset : end - 1]))
             with self._cond:
                 if refused:  # before done moves: whoever sees done sees the refusal
-                    self._refused_at.append(self.done + end - offset)
+                    self._refuse_line(self.done + end - offset)
                 self.done += end - offset
                 self._last_progress = time.monotonic()
             offset = end
@@ -504,18 +502,6 @@ class JournaldStream(ThreadedFdStream):
             if away is None:
                 raise
             raise self._gone(away) from stall
-
-    # -- the books ------------------------------------------------------------------------
-
-    def take_refused(self, upto: int) -> int:
-        # No lock: the writer may call this from a signal handler that interrupted this
-        # stream's own locked code. One thread appends (in offset order), the writer pops.
-        refused = 0
-        pending = self._refused_at
-        while pending and pending[0] <= upto:
-            pending.popleft()
-            refused += 1
-        return refused
 
     async def aclose(self) -> None:
         try:

@@ -33,7 +33,6 @@ import sys
 import threading
 import time
 import urllib.parse
-from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
@@ -276,7 +275,6 @@ class OTLPStream(ThreadedFdStream):
         }
         self._resource_keys = resource_keys
         self._counters = counters
-        self._refused_at: deque[int] = deque()
         self._decoder = msgspec.json.Decoder()
         self._encode = msgspec.json.Encoder(enc_hook=str).encode
         self._service = "unknown_service:" + (Path(sys.executable).name or "python")
@@ -313,7 +311,7 @@ class OTLPStream(ThreadedFdStream):
             rejected = self._export(events)
             with self._cond:
                 for _ in range(rejected):  # before done moves, as journald's stream
-                    self._refused_at.append(self.done + end - offset)
+                    self._refuse_line(self.done + end - offset)
                 self.done += end - offset
                 self._last_progress = time.monotonic()
             offset = end
@@ -461,17 +459,6 @@ class OTLPStream(ThreadedFdStream):
             if self._problem is None:
                 raise
             raise self._gone() from stall
-
-    # -- the books ------------------------------------------------------------------------
-
-    def take_refused(self, upto: int) -> int:
-        # No lock, as journald's stream: one thread appends (in offset order), the writer pops.
-        refused = 0
-        pending = self._refused_at
-        while pending and pending[0] <= upto:
-            pending.popleft()
-            refused += 1
-        return refused
 
 
 def _fill(record: LogRecord, event: dict[str, Any]) -> None:

@@ -12,6 +12,7 @@ import contextlib
 import os
 import threading
 import time
+from collections import deque
 
 import anyio
 import anyio.lowlevel
@@ -38,6 +39,9 @@ class ThreadedFdStream(FdStream):
         self._wakeup = self._loop.new_wakeup()
         self._last_progress = 0.0
         self._writing = False
+        # Stream offsets of lines the destination refused, not yet taken by the writer
+        # (journald, OTLP: a stream that sends line by line sees some refused).
+        self._refused_at: deque[int] = deque()
         # Started here, where no signal handler's flush can run yet: starting it lazily from
         # a send let a handler interrupting Thread() start a second writer thread.
         self._thread = threading.Thread(
@@ -95,6 +99,20 @@ class ThreadedFdStream(FdStream):
                 with self._cond:
                     self.done += written
                     self._last_progress = time.monotonic()
+
+    def _refuse_line(self, end: int) -> None:
+        """Writer thread, lock held, before ``done`` passes ``end``: that line was refused."""
+        self._refused_at.append(end)
+
+    def take_refused(self, upto: int) -> int:
+        # No lock: the writer may call this from a signal handler that interrupted this
+        # stream's own locked code. One thread appends (in offset order), the writer pops.
+        refused = 0
+        pending = self._refused_at
+        while pending and pending[0] <= upto:
+            pending.popleft()
+            refused += 1
+        return refused
 
     def _on_error(self, error: BaseException) -> None:
         """Writer thread: ``error`` ends the stream (a subclass may note it in its books)."""
