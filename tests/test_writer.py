@@ -16,11 +16,12 @@ from pathlib import Path
 
 import anyio
 import anyio.abc
+import anyio.lowlevel
 import pytest
 
 import alog
 
-from .conftest import RunScript
+from .conftest import RunScript, read_events
 
 
 @pytest.fixture(name="fifo")
@@ -319,3 +320,25 @@ async def test_a_sync_flush_that_meets_epipe_still_fails_the_writer_loudly(
             await anyio.sleep(5)
     assert isinstance(caught.value.__cause__, BrokenPipeError)
     assert capfd.readouterr().err.count("alog:") == 1
+
+
+async def test_a_busy_loop_does_not_starve_the_files_writer_thread(tmp_path: Path) -> None:
+    """A loop that logs without pause (yielding every 100 calls) still lets the file be written.
+
+    CPython hands the GIL to the waiting writer thread only after a switch interval in which
+    the loop never released it, and a busy loop releases and retakes it at every select(0):
+    the thread used to finish no batch at all during the burst (2 batches for 100,000 events,
+    all of them held in the queue). The writer now hands the GIL over when the thread makes no
+    progress.
+    """
+    path = tmp_path / "out.log"
+    log = alog.get_logger("app")
+    async with alog.run(alog.File(path), max_events=1_000_000, max_bytes=256 << 20) as pipeline:
+        for _ in range(1_000):
+            for _ in range(100):
+                log.info("request handled", method="GET", path="/api/items", status=200)
+            await anyio.lowlevel.checkpoint()
+        during = pipeline.statistics()
+    assert during.batches >= 5, f"the writer thread finished {during.batches} batches"
+    assert during.peak_queued < 50_000
+    assert len(read_events(path)) == 100_000
