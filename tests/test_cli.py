@@ -48,7 +48,8 @@ def alog_cli(*args: str, stdin: bytes = b"", env: dict[str, str] | None = None) 
                 "duration_ms=3.2",
                 "WARNING  app.db slow query duration_ms=812.5 table=items",
                 "ValueError: bad input",
-                'raise ValueError("bad input")',
+                # The fixture's frames name the machine that made it: a location, no source.
+                'make_fixtures.py", line 26, in fail\nValueError: bad input',
                 "WARNING  alog  alog.dropped  dropped=14",
             ],
             id="alog",
@@ -92,6 +93,26 @@ def test_pretty_reads_each_json_loggers_real_output(fixture: str, expected: list
         assert piece in text
     assert "{" + '"' not in text.replace('{"ip"', "")  # no line left as raw JSON
     assert "\x1b" not in text  # a pipe: no colour
+
+
+def test_pretty_shows_a_frames_source_line_when_its_file_is_here(tmp_path: Path) -> None:
+    """The source is read where pretty runs: shown when the file exists, left out when not."""
+    source = tmp_path / "handler.py"
+    source.write_text("def handle():\n    raise KeyError('user')\n")
+    frames = [
+        {"file": str(source), "line": 2, "function": "handle"},
+        {"file": str(tmp_path / "gone.py"), "line": 7, "function": "elsewhere"},
+    ]
+    event = {
+        "time": "2026-12-02T09:15:02.123456Z",
+        "level": "error",
+        "logger": "app",
+        "msg": "failed",
+        "exception": {"type": "KeyError", "message": "'user'", "frames": frames},
+    }
+    out = alog_cli("pretty", stdin=json.dumps(event).encode() + b"\n").decode()
+    assert f"File \"{source}\", line 2, in handle\n    raise KeyError('user')\n" in out
+    assert "gone.py\", line 7, in elsewhere\nKeyError: 'user'" in out
 
 
 def test_what_is_not_json_passes_through_untouched() -> None:

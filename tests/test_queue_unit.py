@@ -321,8 +321,7 @@ def test_caps_hold_with_the_loop_and_several_threads_putting_at_once(cap: str) -
         for i in range(2000):
             queue.put(event(i, pad=pad), INFO)
             if i % 50 == 0:
-                with queue._lock:  # no thread half-way through sealing its chunk
-                    stats = queue.statistics()
+                stats = queue.statistics()  # never a thread's seal counted twice
                 seen.append((stats.held, stats.held_bytes))
         for thread in threads:
             thread.join(30)
@@ -331,6 +330,28 @@ def test_caps_hold_with_the_loop_and_several_threads_putting_at_once(cap: str) -
     assert stats.entered + stats.rejected == 10_000
     assert max(held for held, _ in seen) <= queue.max_events + 1
     assert max(held_bytes for _, held_bytes in seen) <= queue.max_bytes + one_event
+
+
+@pytest.mark.parametrize("overflow", OVERFLOWS)
+def test_statistics_never_count_a_threads_seal_twice(overflow: Overflow) -> None:
+    """Read while another thread seals and evicts: held bytes stay within the cap."""
+    queue = make_queue(max_bytes=64 * 1024, max_event_bytes=8192, overflow=overflow)
+    pad = 4000
+    done = threading.Event()
+
+    def flood() -> None:
+        for i in range(20_000):
+            queue.put(event(i, source="thread", pad=pad), INFO)
+        done.set()
+
+    seen = 0
+    thread = threading.Thread(target=flood)
+    with fast_thread_switches():
+        thread.start()
+        while not done.is_set():
+            seen = max(seen, queue.statistics().held_bytes)
+        thread.join(30)
+    assert seen <= queue.max_bytes + line_size(999_999, pad=pad)
 
 
 def test_the_event_cap_holds_for_puts_made_inside_a_put() -> None:

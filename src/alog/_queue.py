@@ -51,6 +51,8 @@ _NEVER: Final = -(2**62)
 _NEWLINE: Final = 10
 _CHUNK_BYTES: Final = 64 * 1024
 _NOBODY: Final = -1
+_STATISTICS_WAIT: Final = 0.05
+"""Seconds ``statistics`` waits for the lock before it reads without it."""
 _get_ident: Final = threading.get_ident
 _counter: Final = itertools.count().__next__
 """Orders the open chunks by their first event (atomic under the GIL)."""
@@ -807,6 +809,21 @@ class EventQueue:
     # -- numbers ----------------------------------------------------------------------------
 
     def statistics(self) -> QueueStatistics:
+        """The numbers, read under the lock so another thread's seal is never half counted.
+
+        Without the lock, a read between a seal's two steps counts the sealed chunk twice
+        (once sealed, once still open). A signal handler that interrupted this thread's own
+        section cannot wait for the lock it holds: it reads without it, as does a caller
+        that finds the lock held for longer than a section ever takes.
+        """
+        if self.reentered() or not self._lock.acquire(timeout=_STATISTICS_WAIT):
+            return self._read_statistics()
+        try:
+            return self._read_statistics()
+        finally:
+            self._lock.release()
+
+    def _read_statistics(self) -> QueueStatistics:
         return QueueStatistics(
             entered=self.entered(),
             held=self._held_events(),
