@@ -324,18 +324,22 @@ class RequestLogMiddleware:
             skipped, skip_error = options.skipped(request.path, request)
             if skipped:
                 return
+        if error is not None:
+            level: str | int = "error"
+        elif status is None:
+            level = "warning"
+        else:
+            level = options.status_level(status)
+        logger = options.logger
+        if not logger.is_enabled_for(level):
+            return  # no line to build
         line = self._line(request, started, method=True)
         line["status"] = status
         line["response_bytes"] = size
         if cancelled:
             line["cancelled"] = True
         self._extra(request, response, added, skip_error, line)
-        if error is not None:
-            options.logger.log("error", "request", exc_info=error, **line)
-        elif status is None:
-            options.logger.log("warning", "request", **line)
-        else:
-            options.logger.log(options.status_level(status), "request", **line)
+        logger.log(level, "request", exc_info=error, **line)
 
     def _websocket(
         self,

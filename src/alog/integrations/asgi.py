@@ -249,6 +249,15 @@ class RequestLogMiddleware:
             if skipped:
                 return
         shown = 500 if status is None and not cancelled else status
+        if error is not None:
+            level: str | int = "error"
+        elif cancelled or shown is None:
+            level = "warning"
+        else:
+            level = options.status_level(shown)
+        logger = options.logger
+        if not logger.is_enabled_for(level):
+            return  # no line to build
         line: dict[str, Any] = {"method": scope.get("method"), "path": path}
         route = _route(scope)
         if route is not None:
@@ -271,12 +280,7 @@ class RequestLogMiddleware:
             line.update(added)
         if skip_error is not None:
             line["skip_error"] = skip_error
-        if error is not None:
-            options.logger.log("error", "request", exc_info=error, **line)
-        elif cancelled or shown is None:
-            options.logger.log("warning", "request", **line)
-        else:
-            options.logger.log(options.status_level(shown), "request", **line)
+        logger.log(level, "request", exc_info=error, **line)
 
     def _after_response(self, scope: Scope, status: int | None, error: Exception) -> None:
         """The response was sent and logged; what ran after it (a background task) failed."""
