@@ -446,3 +446,13 @@ async def test_setup_puts_the_pipeline_at_app_alog(log_path: Path) -> None:
         body = await (await client.get("/stats")).json()
         assert app[ALOG_KEY].pipeline is alog._state.pipeline
     assert body == {"accepted": 1, "state": "running"}  # the first request's access line
+
+
+async def test_setup_fields_as_a_mapping_are_alog_runs(log_path: Path) -> None:
+    """setup(app, fields={...}) still means alog.run's process-wide fields; a callable is
+    the access line's."""
+    async with served(make_app(log_path, fields={"service": "shop"})) as client:
+        await (await client.get("/items/1")).read()
+    events = read_events(log_path)
+    assert {event["msg"] for event in events} == {"item", "request"}
+    assert all(event["service"] == "shop" for event in events)

@@ -373,7 +373,7 @@ def setup(
     logger: Logger | str = "access",
     skip: Collection[str] | RequestPredicate | None = None,
     exclude_paths: Iterable[str] = (),
-    fields: AccessFields | None = None,
+    fields: AccessFields | Mapping[str, object] | None = None,
     request_id_header: str = REQUEST_ID_HEADER,
     new_request_id: Callable[[], str] | None = None,
     log_query: bool = False,
@@ -395,7 +395,8 @@ def setup(
     The access line's options are those of the ASGI middleware
     (:class:`alog.integrations.asgi.RequestLogMiddleware`): ``skip`` (paths, or a predicate
     on the ``web.Request``; ``exclude_paths`` is its older name), ``fields(request,
-    response)``, ``request_id_header``, ``new_request_id``, ``log_query``,
+    response)`` (a callable; a mapping is :func:`alog.run`'s ``fields=``, on every event,
+    as it always was here), ``request_id_header``, ``new_request_id``, ``log_query``,
     ``log_user_agent``, ``log_headers``, ``redact_headers``, ``status_level``. With
     ``otel=True`` and no OpenTelemetry span current, events get the ids of the request's
     ``traceparent`` header (see :mod:`alog.otel`). ``run_options`` are :func:`alog.run`'s
@@ -404,13 +405,18 @@ def setup(
     stops listening, runs the app's cleanup and exits with status 1 (a daemon thread forces
     it ``exit_timeout`` + 2 s later if it hangs).
     """
+    access_fields: AccessFields | None = None
+    if isinstance(fields, Mapping):  # alog.run's fields=, on every event
+        run_options["fields"] = fields
+    else:
+        access_fields = fields
     args, options = split_run_options(run_options)
     timeout = check_exit_timeout(exit_timeout)
     middleware = RequestLogMiddleware(
         logger=logger,
         skip=skip,
         exclude_paths=exclude_paths,
-        fields=fields,
+        fields=access_fields,
         request_id_header=request_id_header,
         new_request_id=new_request_id,
         log_query=log_query,
