@@ -24,6 +24,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 import alog
+from alog.integrations import request_fields
 from alog.integrations.asgi import RequestLogMiddleware, lifespan
 from alog.testing import capture_logs
 
@@ -663,6 +664,7 @@ def background_app(seen: list[list[dict[str, Any]]], events: list[dict[str, Any]
 
     async def send_mail(fail: bool) -> None:
         seen.append(access(events))  # what the access log held when the task started
+        assert request_fields(too_late=True) is False  # the line is already written
         await asyncio.sleep(0.3)
         if fail:
             raise ConnectionError("smtp is down")
@@ -772,3 +774,33 @@ async def test_lifespan_puts_the_pipeline_in_app_state(tmp_path: Path) -> None:
         assert app.state.alog is alog._state.pipeline
         body = (await http.get("/stats")).json()
     assert body == {"accepted": 1, "state": "running"}  # the first request's access line
+
+
+async def test_websocket_line_takes_the_same_options(events: list[dict[str, Any]]) -> None:
+    """skip, fields, request_fields, the query and the id header apply to sessions too."""
+    app = FastAPI()
+    app.add_middleware(
+        RequestLogMiddleware,
+        skip=lambda scope: scope["path"] == "/ws/quiet",
+        fields=lambda scope, response: {"scheme": scope["scheme"]},
+        request_id_header="X-Correlation-ID",
+        log_query=True,
+    )
+
+    @app.websocket("/ws/{room}")
+    async def ws(websocket: WebSocket, room: str) -> None:
+        request_fields(room=room)
+        await websocket.accept()
+        await websocket.close()
+
+    async with served(app) as address, aiohttp.ClientSession() as session:
+        for room in ("quiet", "lobby"):
+            socket = await session.ws_connect(
+                f"ws://{address}/ws/{room}?v=2", headers={"X-Correlation-ID": f"ws-{room}"}
+            )
+            assert socket._response.headers["x-correlation-id"] == f"ws-{room}"
+            await socket.receive()
+            await socket.close()
+    (line,) = [event for event in events if event["msg"] == "websocket"]
+    assert (line["request_id"], line["room"], line["query"]) == ("ws-lobby", "lobby", "v=2")
+    assert line["scheme"] == "ws"

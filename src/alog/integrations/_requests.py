@@ -179,11 +179,24 @@ class AccessOptions(Generic[RequestT, ResponseT]):
             line["fields_error"] = describe(error)
 
 
-# The fields added to the current request's access line. The middleware sets a fresh dict
-# for each request before the app runs: a context copied later (a task, FastAPI's threadpool
-# for sync dependencies, asyncio.to_thread) holds the same dict, so additions made there
-# reach the line.
-_added: ContextVar[dict[str, object] | None] = ContextVar("alog_request_fields", default=None)
+class Added(dict[str, object]):
+    """The fields :func:`request_fields` adds to one request's line, until it is written."""
+
+    __slots__ = ("open",)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.open = True
+
+    def close(self) -> None:
+        """The line is being written: later additions (a background task's) have no line."""
+        self.open = False
+
+
+# The middleware sets a fresh record for each request before the app runs: a context copied
+# later (a task, FastAPI's threadpool for sync dependencies, asyncio.to_thread) holds the
+# same record, so additions made there reach the line.
+_added: ContextVar[Added | None] = ContextVar("alog_request_fields", default=None)
 open_request: Final = _added.set
 close_request: Final = _added.reset
 
@@ -193,10 +206,11 @@ def request_fields(**fields: object) -> bool:
 
     Works from the handler, a dependency (sync ones run in a threadpool included), a task
     started while handling the request, or ``asyncio.to_thread``. Returns False, and does
-    nothing, outside a request (or where the context was lost: ``loop.run_in_executor``).
+    nothing, outside a request (or where the context was lost: ``loop.run_in_executor``),
+    and once the line is written (in a background task).
     """
     added = _added.get()
-    if added is None:
+    if added is None or not added.open:
         return False
     added.update(fields)
     return True
@@ -205,6 +219,7 @@ def request_fields(**fields: object) -> bool:
 __all__ = [
     "REQUEST_ID_HEADER",
     "AccessOptions",
+    "Added",
     "StatusLevel",
     "close_request",
     "describe",

@@ -38,6 +38,7 @@ from ._lifecycle import (
 from ._requests import (
     REQUEST_ID_HEADER,
     AccessOptions,
+    Added,
     StatusLevel,
     close_request,
     header_fields,
@@ -203,7 +204,7 @@ class RequestLogMiddleware:
         headers = request.headers
         rid = request_id(headers.get(options.header), options.make_id)
         handling = _Handling(rid, options.header)
-        added: dict[str, object] = {}
+        added = Added()
         token = _handling.set(handling)
         added_token = open_request(added)
         started = time.perf_counter()
@@ -219,7 +220,7 @@ class RequestLogMiddleware:
         request: web.Request,
         handler: Handler,
         handling: _Handling,
-        added: dict[str, object],
+        added: Added,
         started: float,
     ) -> web.StreamResponse:
         try:
@@ -291,7 +292,7 @@ class RequestLogMiddleware:
         self,
         request: web.Request,
         response: web.StreamResponse | None,
-        added: dict[str, object],
+        added: Added,
         skip_error: str | None,
         line: dict[str, Any],
     ) -> None:
@@ -312,11 +313,12 @@ class RequestLogMiddleware:
         status: int | None,
         started: float,
         size: int,
-        added: dict[str, object],
+        added: Added,
         error: BaseException | None = None,
         *,
         cancelled: bool = False,
     ) -> None:
+        added.close()
         options = self.options
         failed = error is not None or status is None or status >= 500
         skip_error = None
@@ -346,8 +348,9 @@ class RequestLogMiddleware:
         request: web.Request,
         ws: web.WebSocketResponse,
         started: float,
-        added: dict[str, object],
+        added: Added,
     ) -> None:
+        added.close()
         options = self.options
         skipped, skip_error = options.skipped(request.path, request)
         if skipped:

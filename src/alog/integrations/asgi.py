@@ -40,6 +40,7 @@ from ._lifecycle import (
 from ._requests import (
     REQUEST_ID_HEADER,
     AccessOptions,
+    Added,
     StatusLevel,
     close_request,
     header_fields,
@@ -155,7 +156,7 @@ class RequestLogMiddleware:
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         rid, traceparent, agent = self._request(scope)
         header = self._id_header
-        added: dict[str, object] = {}
+        added = Added()
         started = time.perf_counter()
         ended: float | None = None
         status: int | None = None
@@ -235,11 +236,12 @@ class RequestLogMiddleware:
         size: int,
         response: Message | None,
         agent: str | None,
-        added: dict[str, object],
+        added: Added,
         error: BaseException | None = None,
         *,
         cancelled: bool = False,
     ) -> None:
+        added.close()
         options = self.options
         path = scope.get("path", "")
         failed = error is not None or status is None or status >= 500
@@ -294,7 +296,7 @@ class RequestLogMiddleware:
     async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
         rid, traceparent, agent = self._request(scope)
         header = self._id_header
-        added: dict[str, object] = {}
+        added = Added()
         started = time.perf_counter()
         accepted = False
         status: int | None = None
@@ -344,6 +346,7 @@ class RequestLogMiddleware:
                     if closed_by is None:
                         # 1011: internal error; before the handshake this rejects it (403).
                         await _ignore_closed(send_logged({"type": "websocket.close", "code": 1011}))
+                added.close()
                 path = scope.get("path", "")
                 skip_error = None
                 if error is None:
