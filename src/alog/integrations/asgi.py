@@ -210,7 +210,7 @@ class RequestLogMiddleware:
                         self._access(
                             scope,
                             status,
-                            _since(started),
+                            (ended or time.perf_counter()) - started,
                             size,
                             response,
                             agent,
