@@ -804,3 +804,20 @@ async def test_websocket_line_takes_the_same_options(events: list[dict[str, Any]
     (line,) = [event for event in events if event["msg"] == "websocket"]
     assert (line["request_id"], line["room"], line["query"]) == ("ws-lobby", "lobby", "v=2")
     assert line["scheme"] == "ws"
+
+
+async def test_a_line_whose_level_is_off_is_not_built(tmp_path: Path) -> None:
+    """With access info lines off, a 2xx costs no line and no fields= call; a 4xx still has
+    both."""
+    calls: list[str] = []
+
+    def fields(scope: dict[str, Any], response: dict[str, Any] | None) -> dict[str, object]:
+        calls.append(scope["path"])
+        return {}
+
+    path = tmp_path / "log.jsonl"
+    async with alog.run(alog.File(path), level="warning"), client(make_app(fields=fields)) as http:
+        await http.get("/items/1")
+        await http.get("/items/0")
+    assert calls == ["/items/0"]
+    assert [event["path"] for event in read_events(path)] == ["/items/0"]
