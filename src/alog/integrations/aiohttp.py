@@ -6,9 +6,10 @@
     alog.integrations.aiohttp.setup(app, level="info")
     web.run_app(app, access_log=None)
 
-Each request gets a request id (an incoming ``X-Request-ID`` if short and safe, else a new
-one), echoed in the response and bound with :func:`alog.bound` while the handler runs, and
-one access line once the response is sent (a WebSocket session: when it closes).
+Each request gets a request id (an incoming ``X-Request-ID``, or ``request_id_header=``, if
+short and safe, else a new one), echoed in the response and bound with :func:`alog.bound`
+while the handler runs, and one access line once the response is sent (a WebSocket
+session: when it closes). The running pipeline is ``app["alog"]``.
 """
 
 from __future__ import annotations

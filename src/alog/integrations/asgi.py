@@ -5,9 +5,11 @@ Works with any ASGI app (FastAPI, Starlette, Litestar, Quart...) and imports non
     app = FastAPI(lifespan=alog.integrations.asgi.lifespan())
     app.add_middleware(alog.integrations.asgi.RequestLogMiddleware)
 
-Each request gets a request id (an incoming ``X-Request-ID`` if short and safe, else a new
-one), echoed in the response and bound with :func:`alog.bound` while the app handles it, and
-one access line when its response ends (a WebSocket session: when it closes).
+Each request gets a request id (an incoming ``X-Request-ID``, or ``request_id_header=``, if
+short and safe, else a new one), echoed in the response and bound with :func:`alog.bound`
+while the app handles it, and one access line when its response ends, before background
+tasks run (a WebSocket session: when it closes). Under :func:`lifespan` the running
+pipeline is ``app.state.alog``.
 """
 
 from __future__ import annotations
