@@ -353,3 +353,106 @@ async def test_a_span_current_in_the_handler_wins_over_traceparent(log_path: Pat
     (event,) = [e for e in read_events(log_path) if e["msg"] == "in span"]
     assert event["span_id"] == seen[0]
     assert event["trace_id"] != "0af7651916cd43dd8448eb211c80319c"  # a new root span
+
+
+# -- the access line's options ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "skip",
+    [
+        pytest.param({"/health", "/boom"}, id="paths"),
+        pytest.param(lambda request: request.path in ("/health", "/boom"), id="predicate"),
+    ],
+)
+async def test_skip_takes_paths_or_a_predicate_and_failures_are_still_logged(
+    log_path: Path, skip: Any
+) -> None:
+    """Health checks stay quiet either way; a failing one is still reported."""
+    async with served(make_app(log_path, skip=skip)) as client:
+        await (await client.get("/health")).read()
+        await (await client.get("/boom")).read()
+        await (await client.get("/items/1")).read()
+    assert [line["path"] for line in access(log_path)] == ["/boom", "/items/1"]
+
+
+def test_skip_and_exclude_paths_are_one_option(log_path: Path) -> None:
+    """Both names at once is a mistake caught when the app is built."""
+    with pytest.raises(TypeError, match="not both"):
+        make_app(log_path, skip={"/a"}, exclude_paths={"/b"})
+
+
+async def test_fields_request_id_header_query_and_user_agent(log_path: Path) -> None:
+    """The same options as the ASGI middleware, given aiohttp's request and response."""
+
+    def fields(request: web.Request, response: web.StreamResponse | None) -> dict[str, object]:
+        assert response is not None
+        return {"secure": request.secure, "content_type": response.content_type}
+
+    made = iter(["svc-1"])
+    app = make_app(
+        log_path,
+        fields=fields,
+        request_id_header="X-Correlation-ID",
+        new_request_id=lambda: next(made),
+        log_query=True,
+        log_user_agent=True,
+    )
+    async with served(app) as client:
+        first = await client.get("/items/1?page=2", headers={"User-Agent": "probe/1.0"})
+        await first.read()
+        second = await client.get("/stream", headers={"X-Correlation-ID": "corr-2"})
+        await second.read()
+    assert first.headers["X-Correlation-ID"] == "svc-1"
+    assert "X-Request-ID" not in first.headers
+    assert second.headers["X-Correlation-ID"] == "corr-2"
+    one, two = access(log_path)
+    assert (one["request_id"], one["query"], one["user_agent"]) == ("svc-1", "page=2", "probe/1.0")
+    assert (one["secure"], one["content_type"]) == (False, "application/json")
+    assert (two["request_id"], two["query"], two["content_type"]) == (
+        "corr-2",
+        "",
+        "application/octet-stream",
+    )
+
+
+async def test_fields_callback_that_raises_is_reported_on_the_line(log_path: Path) -> None:
+    """The request is served and logged; the line names the callback's error."""
+
+    def fields(request: web.Request, response: web.StreamResponse | None) -> dict[str, object]:
+        raise ValueError("bad field")
+
+    async with served(make_app(log_path, fields=fields)) as client:
+        assert (await client.get("/items/1")).status == 200
+    (line,) = access(log_path)
+    assert line["fields_error"] == "ValueError: bad field"
+
+
+async def test_setup_puts_the_pipeline_at_app_alog(log_path: Path) -> None:
+    """request.app["alog"].statistics() works in a handler; the AppKey is the same object."""
+    from alog.integrations.aiohttp import ALOG_KEY
+
+    async def stats(request: web.Request) -> web.Response:
+        statistics = request.app["alog"].statistics()
+        assert request.app[ALOG_KEY] is request.app["alog"]
+        return web.json_response({"accepted": statistics.accepted, "state": statistics.state})
+
+    app = make_app(log_path)
+    app.router.add_get("/stats", stats)
+    with pytest.raises(RuntimeError, match="not started"):
+        app[ALOG_KEY].statistics()
+    async with served(app) as client:
+        await (await client.get("/stats")).read()
+        body = await (await client.get("/stats")).json()
+        assert app[ALOG_KEY].pipeline is alog._state.pipeline
+    assert body == {"accepted": 1, "state": "running"}  # the first request's access line
+
+
+async def test_setup_fields_as_a_mapping_are_alog_runs(log_path: Path) -> None:
+    """setup(app, fields={...}) still means alog.run's process-wide fields; a callable is
+    the access line's."""
+    async with served(make_app(log_path, fields={"service": "shop"})) as client:
+        await (await client.get("/items/1")).read()
+    events = read_events(log_path)
+    assert {event["msg"] for event in events} == {"item", "request"}
+    assert all(event["service"] == "shop" for event in events)

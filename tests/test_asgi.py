@@ -16,7 +16,7 @@ import aiohttp
 import httpx
 import pytest
 import uvicorn
-from fastapi import FastAPI, HTTPException, WebSocket
+from fastapi import BackgroundTasks, FastAPI, HTTPException, WebSocket
 from fastapi.responses import StreamingResponse
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -24,6 +24,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 import alog
+from alog.integrations import request_fields
 from alog.integrations.asgi import RequestLogMiddleware, lifespan
 from alog.testing import capture_logs
 
@@ -526,3 +527,297 @@ async def test_an_instrumentations_span_wins_over_traceparent(tmp_path: Path) ->
     server = ("0af7651916cd43dd8448eb211c80319c", f"{context.span_id:016x}", "01")
     # The instrumentation's middleware is outermost: the access line is inside its span too.
     assert trace_ids(app_event) == trace_ids(line) == server
+
+
+# -- the access line's options ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "skip",
+    [
+        pytest.param({"/health", "/boom"}, id="paths"),
+        pytest.param(lambda scope: scope["path"] in ("/health", "/boom"), id="predicate"),
+    ],
+)
+async def test_skip_takes_paths_or_a_predicate_and_failures_are_still_logged(
+    events: list[dict[str, Any]], skip: Any
+) -> None:
+    """Health checks stay quiet either way; a failing one is still reported."""
+    async with client(make_app(skip=skip)) as http:
+        await http.get("/health")
+        await http.get("/boom")
+        await http.get("/items/1")
+    assert [line["path"] for line in access(events)] == ["/boom", "/items/1"]
+
+
+async def test_skip_predicate_that_raises_writes_the_line_and_says_why(
+    events: list[dict[str, Any]],
+) -> None:
+    """A broken predicate never fails the request or hides its line."""
+
+    def skip(scope: dict[str, Any]) -> bool:
+        raise KeyError("no such thing")
+
+    async with client(make_app(skip=skip)) as http:
+        assert (await http.get("/items/1")).status_code == 200
+    (line,) = access(events)
+    assert line["skip_error"] == "KeyError: 'no such thing'"
+
+
+def test_skip_and_exclude_paths_are_one_option() -> None:
+    """exclude_paths is skip's older name: both at once, or a bare string, is a mistake."""
+    with pytest.raises(TypeError, match="not both"):
+        RequestLogMiddleware(make_app(), skip={"/a"}, exclude_paths={"/b"})
+    with pytest.raises(TypeError, match="one string"):
+        RequestLogMiddleware(make_app(), skip="/health")
+    with pytest.raises(TypeError, match="one string"):
+        RequestLogMiddleware(make_app(), exclude_paths="/health")
+    with pytest.raises(TypeError, match="callable"):
+        RequestLogMiddleware(make_app(), fields={"a": 1})  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="request_id_header"):
+        RequestLogMiddleware(make_app(), request_id_header="")
+
+
+async def test_fields_callback_sees_the_request_and_the_response(
+    events: list[dict[str, Any]],
+) -> None:
+    """fields(scope, response_start) adds what a team wants on every line."""
+
+    def fields(scope: dict[str, Any], response: dict[str, Any] | None) -> dict[str, object]:
+        assert response is not None
+        kinds = [value for key, value in response["headers"] if key == b"content-type"]
+        return {"http_version": scope["http_version"], "content_type": kinds[0].decode()}
+
+    async with client(make_app(fields=fields)) as http:
+        await http.get("/items/1")
+    (line,) = access(events)
+    assert (line["http_version"], line["content_type"]) == ("1.1", "application/json")
+
+
+async def test_fields_callback_that_raises_is_reported_on_the_line(
+    events: list[dict[str, Any]],
+) -> None:
+    """The request is served and logged; the line names the callback's error."""
+
+    def fields(scope: dict[str, Any], response: dict[str, Any] | None) -> dict[str, object]:
+        raise ValueError("bad field")
+
+    async with client(make_app(fields=fields)) as http:
+        assert (await http.get("/items/1")).status_code == 200
+    (line,) = access(events)
+    assert (line["status"], line["fields_error"]) == (200, "ValueError: bad field")
+
+
+async def test_request_id_header_is_configurable(events: list[dict[str, Any]]) -> None:
+    """X-Correlation-ID shops read and echo their own header."""
+    app = make_app(request_id_header="X-Correlation-ID")
+    async with client(app) as http:
+        response = await http.get(
+            "/items/1", headers={"X-Correlation-ID": "corr-1", "X-Request-ID": "other"}
+        )
+    assert response.headers["x-correlation-id"] == "corr-1"
+    assert "x-request-id" not in response.headers
+    assert access(events)[0]["request_id"] == "corr-1"
+
+
+async def test_new_request_id_makes_the_ids_and_unsafe_ones_are_replaced(
+    events: list[dict[str, Any]],
+) -> None:
+    """A generator of ids (ULIDs, prefixed ids) is used, unless what it makes is unsafe."""
+    made = iter(["svc-1", "bad id\r\nX-Evil: 1"])
+    async with client(make_app(new_request_id=lambda: next(made))) as http:
+        first = await http.get("/items/1")
+        second = await http.get("/items/1")
+        kept = await http.get("/items/1", headers={"X-Request-ID": "from-client"})
+    assert first.headers["x-request-id"] == "svc-1"
+    assert len(second.headers["x-request-id"]) == 32
+    assert kept.headers["x-request-id"] == "from-client"
+    assert [line["request_id"] for line in access(events)] == [
+        "svc-1",
+        second.headers["x-request-id"],
+        "from-client",
+    ]
+
+
+async def test_query_and_user_agent_are_opt_in(events: list[dict[str, Any]]) -> None:
+    """Query strings can hold secrets, so they are logged only when asked."""
+    headers = {"User-Agent": "probe/1.0"}
+    async with client(make_app()) as http:
+        await http.get("/items/1?token=abc", headers=headers)
+    assert "query" not in access(events)[0]
+    assert "user_agent" not in access(events)[0]
+    events.clear()
+    async with client(make_app(log_query=True, log_user_agent=True)) as http:
+        await http.get("/items/1?page=2&q=x", headers=headers)
+        await http.get("/items/1", headers={"User-Agent": ""})
+    first, second = access(events)
+    assert (first["query"], first["user_agent"]) == ("page=2&q=x", "probe/1.0")
+    assert (second["query"], second["user_agent"]) == ("", "")
+
+
+# -- background tasks: the line is written when the response ends ------------------------------
+
+
+def background_app(seen: list[list[dict[str, Any]]], events: list[dict[str, Any]]) -> FastAPI:
+    app = FastAPI()
+    app.add_middleware(RequestLogMiddleware)
+
+    async def send_mail(fail: bool) -> None:
+        seen.append(access(events))  # what the access log held when the task started
+        assert request_fields(too_late=True) is False  # the line is already written
+        await asyncio.sleep(0.3)
+        if fail:
+            raise ConnectionError("smtp is down")
+
+    @app.post("/signup")
+    async def signup(tasks: BackgroundTasks, fail: bool = False) -> dict[str, str]:
+        tasks.add_task(send_mail, fail)
+        return {"ok": "yes"}
+
+    return app
+
+
+async def test_line_is_written_before_background_tasks_run(events: list[dict[str, Any]]) -> None:
+    """A slow background task does not delay the line, nor count in its duration."""
+    seen: list[list[dict[str, Any]]] = []
+    async with client(background_app(seen, events)) as http:
+        response = await http.post("/signup", headers={"X-Request-ID": "bg-1"})
+    assert response.status_code == 200
+    (before,) = seen
+    (line,) = before
+    assert (line["request_id"], line["status"], line["level"]) == ("bg-1", 200, "info")
+    assert line["duration_ms"] < 300
+    assert access(events) == [line]  # and nothing more once the task is done
+
+
+async def test_background_task_failure_gets_its_own_line(events: list[dict[str, Any]]) -> None:
+    """The response went out fine; the task's failure is one more error line, with the id."""
+    seen: list[list[dict[str, Any]]] = []
+    async with client(background_app(seen, events), raise_app_exceptions=False) as http:
+        response = await http.post("/signup?fail=true", headers={"X-Request-ID": "bg-2"})
+    assert response.status_code == 200
+    request_line, failure = access(events)
+    assert (request_line["msg"], request_line["status"], request_line["level"]) == (
+        "request",
+        200,
+        "info",
+    )
+    assert failure["msg"] == "error after response"
+    assert (failure["level"], failure["request_id"], failure["status"]) == ("error", "bg-2", 200)
+    assert failure["route"] == "/signup"
+    assert failure["exception"]["type"] == "ConnectionError"
+    assert failure["exception"]["message"] == "smtp is down"
+
+
+async def test_line_is_written_while_a_real_server_runs_the_background_task(
+    events: list[dict[str, Any]],
+) -> None:
+    """Under uvicorn the client has its response and the line exists, task still running."""
+    release = asyncio.Event()
+    app = FastAPI()
+    app.add_middleware(RequestLogMiddleware)
+
+    async def wait_for_release() -> None:
+        await release.wait()
+
+    @app.get("/later")
+    async def later(tasks: BackgroundTasks) -> dict[str, str]:
+        tasks.add_task(wait_for_release)
+        return {"ok": "yes"}
+
+    async with served(app) as address, httpx.AsyncClient() as http:
+        response = await http.get(f"http://{address}/later")
+        assert response.status_code == 200
+        lines = access(events)
+        release.set()
+    (line,) = lines
+    assert (line["path"], line["status"]) == ("/later", 200)
+
+
+async def test_a_5xx_response_followed_by_an_exception_is_one_line(
+    events: list[dict[str, Any]],
+) -> None:
+    """Starlette's error middleware sends a 500 then re-raises: one line, with the error."""
+
+    async def boom(request: Request) -> Response:
+        raise RuntimeError("boom")
+
+    async def unavailable(request: Request) -> Response:
+        return Response("busy", status_code=503)
+
+    routes = [Route("/boom", boom), Route("/busy", unavailable)]
+    app = RequestLogMiddleware(Starlette(routes=routes))
+    async with client(app) as http:
+        await http.get("/boom")
+        assert (await http.get("/busy")).status_code == 503
+    boom_line, busy_line = access(events)
+    assert boom_line["exception"]["message"] == "boom"
+    assert (busy_line["status"], busy_line["level"]) == (503, "error")
+    assert "exception" not in busy_line
+
+
+# -- the pipeline in the app's state --------------------------------------------------------------
+
+
+async def test_lifespan_puts_the_pipeline_in_app_state(tmp_path: Path) -> None:
+    """request.app.state.alog.statistics() works in a handler: a /stats endpoint is one line."""
+    app = FastAPI(lifespan=lifespan(destination=alog.File(tmp_path / "log.jsonl")))
+    app.add_middleware(RequestLogMiddleware)
+
+    @app.get("/stats")
+    async def stats(request: Request) -> dict[str, Any]:
+        statistics = request.app.state.alog.statistics()
+        return {"accepted": statistics.accepted, "state": statistics.state}
+
+    async with app.router.lifespan_context(app), client(app) as http:
+        await http.get("/stats")
+        assert app.state.alog is alog._state.pipeline
+        body = (await http.get("/stats")).json()
+    assert body == {"accepted": 1, "state": "running"}  # the first request's access line
+
+
+async def test_websocket_line_takes_the_same_options(events: list[dict[str, Any]]) -> None:
+    """skip, fields, request_fields, the query and the id header apply to sessions too."""
+    app = FastAPI()
+    app.add_middleware(
+        RequestLogMiddleware,
+        skip=lambda scope: scope["path"] == "/ws/quiet",
+        fields=lambda scope, response: {"scheme": scope["scheme"]},
+        request_id_header="X-Correlation-ID",
+        log_query=True,
+    )
+
+    @app.websocket("/ws/{room}")
+    async def ws(websocket: WebSocket, room: str) -> None:
+        request_fields(room=room)
+        await websocket.accept()
+        await websocket.close()
+
+    async with served(app) as address, aiohttp.ClientSession() as session:
+        for room in ("quiet", "lobby"):
+            socket = await session.ws_connect(
+                f"ws://{address}/ws/{room}?v=2", headers={"X-Correlation-ID": f"ws-{room}"}
+            )
+            assert socket._response.headers["x-correlation-id"] == f"ws-{room}"
+            await socket.receive()
+            await socket.close()
+    (line,) = [event for event in events if event["msg"] == "websocket"]
+    assert (line["request_id"], line["room"], line["query"]) == ("ws-lobby", "lobby", "v=2")
+    assert line["scheme"] == "ws"
+
+
+async def test_a_line_whose_level_is_off_is_not_built(tmp_path: Path) -> None:
+    """With access info lines off, a 2xx costs no line and no fields= call; a 4xx still has
+    both."""
+    calls: list[str] = []
+
+    def fields(scope: dict[str, Any], response: dict[str, Any] | None) -> dict[str, object]:
+        calls.append(scope["path"])
+        return {}
+
+    path = tmp_path / "log.jsonl"
+    async with alog.run(alog.File(path), level="warning"), client(make_app(fields=fields)) as http:
+        await http.get("/items/1")
+        await http.get("/items/0")
+    assert calls == ["/items/0"]
+    assert [event["path"] for event in read_events(path)] == ["/items/0"]

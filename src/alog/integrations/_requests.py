@@ -1,16 +1,23 @@
-"""What the request middlewares share: request ids, header redaction, level by status."""
+"""What the request middlewares share: the access line's options, request ids, redaction,
+level by status, and the per-request holder behind :func:`request_fields`."""
 
 from __future__ import annotations
 
+import os
 import re
-import uuid
-from collections.abc import Callable, Collection, Iterable
-from typing import Final, TypeAlias
+from collections.abc import Callable, Collection, Iterable, Mapping
+from contextvars import ContextVar
+from typing import Any, Final, Generic, TypeAlias, TypeVar
 
-REQUEST_ID_HEADER: Final = "x-request-id"
+from .._logger import Logger, get_logger
+
+REQUEST_ID_HEADER: Final = "X-Request-ID"
 
 StatusLevel: TypeAlias = Callable[[int], "str | int"]
 """Picks the level of an access line from the response status."""
+
+RequestT = TypeVar("RequestT")
+ResponseT = TypeVar("ResponseT")
 
 ALWAYS_REDACTED: Final = frozenset({"authorization", "proxy-authorization", "cookie", "set-cookie"})
 REDACTED: Final = "[redacted]"
@@ -20,11 +27,22 @@ REDACTED: Final = "[redacted]"
 _SAFE_REQUEST_ID: Final = re.compile(r"[A-Za-z0-9._:+/=-]{1,128}")
 
 
-def request_id(incoming: str | None) -> str:
+def fresh_id() -> str:
+    """The default for a request that brings no usable id: 32 random hex digits."""
+    return os.urandom(16).hex()  # uuid4().hex without the UUID object: 4x cheaper
+
+
+def request_id(incoming: str | None, make: Callable[[], str] = fresh_id) -> str:
     """Reuse an incoming request id if it is short and safe; otherwise make a new one."""
     if incoming is not None and _SAFE_REQUEST_ID.fullmatch(incoming):
         return incoming
-    return uuid.uuid4().hex
+    if make is fresh_id:
+        return os.urandom(16).hex()
+    made = make()
+    # A generator's id goes into a response header too: an unsafe one is not used.
+    if isinstance(made, str) and _SAFE_REQUEST_ID.fullmatch(made):
+        return made
+    return os.urandom(16).hex()
 
 
 def level_for_status(status: int) -> str:
@@ -53,13 +71,164 @@ def header_fields(pairs: Iterable[tuple[str, str]], redact: Collection[str]) -> 
     return headers
 
 
-def excluded(paths: Iterable[str]) -> frozenset[str]:
-    """Paths whose successful requests get no access line (health checks, metrics)."""
-    if isinstance(paths, str):
-        raise TypeError("exclude_paths is a collection of paths, not one string")
-    return frozenset(paths)
-
-
 def milliseconds(seconds: float) -> float:
     """A duration for the ``duration_ms`` field, to the microsecond."""
     return round(seconds * 1000.0, 3)
+
+
+def describe(error: BaseException) -> str:
+    """An error raised by a user's callback, as the field that reports it on the line."""
+    return f"{type(error).__name__}: {error}"
+
+
+class AccessOptions(Generic[RequestT, ResponseT]):
+    """The access line's configuration, checked once when the middleware is built.
+
+    ``RequestT`` is what a callback is given as the request (an ASGI scope, an aiohttp
+    ``web.Request``), ``ResponseT`` the response (the ``http.response.start`` message, an
+    aiohttp ``web.StreamResponse``).
+    """
+
+    __slots__ = (
+        "fields",
+        "header",
+        "header_bytes",
+        "log_headers",
+        "log_query",
+        "log_user_agent",
+        "logger",
+        "make_id",
+        "redact_headers",
+        "skip_paths",
+        "skip_request",
+        "status_level",
+    )
+
+    def __init__(
+        self,
+        *,
+        logger: Logger | str,
+        skip: Collection[str] | Callable[[RequestT], bool] | None,
+        exclude_paths: Iterable[str],
+        fields: Callable[[RequestT, ResponseT | None], Mapping[str, object] | None] | None,
+        request_id_header: str,
+        new_request_id: Callable[[], str] | None,
+        log_query: bool,
+        log_user_agent: bool,
+        log_headers: bool,
+        redact_headers: Iterable[str],
+        status_level: StatusLevel,
+    ) -> None:
+        self.logger = get_logger(logger) if isinstance(logger, str) else logger
+        self.skip_paths: frozenset[str] = frozenset()
+        self.skip_request: Callable[[RequestT], bool] | None = None
+        if isinstance(exclude_paths, str):
+            raise TypeError("exclude_paths is a collection of paths, not one string")
+        old = frozenset(exclude_paths)
+        if skip is not None and old:
+            raise TypeError("give skip= or its older name exclude_paths=, not both")
+        if skip is None:
+            self.skip_paths = old
+        elif isinstance(skip, str):
+            raise TypeError("skip is a collection of paths or a predicate, not one string")
+        elif callable(skip):
+            self.skip_request = skip
+        else:
+            self.skip_paths = frozenset(skip)
+            if not all(isinstance(path, str) for path in self.skip_paths):
+                raise TypeError("skip is a collection of paths (strings) or a predicate")
+        if fields is not None and not callable(fields):
+            raise TypeError(f"fields must be a callable (request, response), got {fields!r}")
+        self.fields = fields
+        if not isinstance(request_id_header, str) or not request_id_header:
+            raise TypeError(f"request_id_header must be a header name, got {request_id_header!r}")
+        self.header = request_id_header
+        self.header_bytes = request_id_header.lower().encode("latin-1")
+        if new_request_id is not None and not callable(new_request_id):
+            raise TypeError(f"new_request_id must be a callable, got {new_request_id!r}")
+        self.make_id: Callable[[], str] = new_request_id or fresh_id
+        self.log_query = log_query
+        self.log_user_agent = log_user_agent
+        self.log_headers = log_headers
+        self.redact_headers = redaction(redact_headers)
+        if not callable(status_level):
+            raise TypeError(f"status_level must be a callable, got {status_level!r}")
+        self.status_level = status_level
+
+    def skipped(self, path: str, request: RequestT) -> tuple[bool, str | None]:
+        """Is this (successful) request one that gets no line? And the predicate's error."""
+        if path in self.skip_paths:
+            return True, None
+        if self.skip_request is None:
+            return False, None
+        try:
+            return bool(self.skip_request(request)), None
+        except Exception as error:  # noqa: BLE001 - the line is written, and says why
+            return False, describe(error)
+
+    def add_fields(
+        self, request: RequestT, response: ResponseT | None, line: dict[str, Any]
+    ) -> None:
+        """The ``fields=`` callback's fields; its failure is reported on the line itself."""
+        assert self.fields is not None
+        try:
+            extra = self.fields(request, response)
+            if extra:
+                line.update(extra)
+        except Exception as error:  # noqa: BLE001 - a log line never fails the request
+            line["fields_error"] = describe(error)
+
+
+class Added(dict[str, object]):
+    """The fields :func:`request_fields` adds to one request's line, until it is written."""
+
+    __slots__ = ("open",)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.open = True
+
+    def close(self) -> None:
+        """The line is being written: later additions (a background task's) have no line."""
+        self.open = False
+
+
+# The middleware sets a fresh record for each request before the app runs: a context copied
+# later (a task, FastAPI's threadpool for sync dependencies, asyncio.to_thread) holds the
+# same record, so additions made there reach the line.
+_added: ContextVar[Added | None] = ContextVar("alog_request_fields", default=None)
+open_request: Final = _added.set
+close_request: Final = _added.reset
+
+
+def request_fields(**fields: object) -> bool:
+    """Add ``fields`` to the access line of the request being handled.
+
+    Works from the handler, a dependency (sync ones run in a threadpool included), a task
+    started while handling the request, or ``asyncio.to_thread``. Returns False, and does
+    nothing, outside a request (or where the context was lost: ``loop.run_in_executor``),
+    and once the line is written (in a background task).
+    """
+    added = _added.get()
+    if added is None or not added.open:
+        return False
+    added.update(fields)
+    return True
+
+
+__all__ = [
+    "REQUEST_ID_HEADER",
+    "AccessOptions",
+    "Added",
+    "StatusLevel",
+    "close_request",
+    "describe",
+    "fresh_id",
+    "header_fields",
+    "level_for_status",
+    "milliseconds",
+    "open_request",
+    "redaction",
+    "request_fields",
+    "request_id",
+]

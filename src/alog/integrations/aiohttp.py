@@ -6,24 +6,28 @@
     alog.integrations.aiohttp.setup(app, level="info")
     web.run_app(app, access_log=None)
 
-Each request gets a request id (an incoming ``X-Request-ID`` if short and safe, else a new
-one), echoed in the response and bound with :func:`alog.bound` while the handler runs, and
-one access line once the response is sent (a WebSocket session: when it closes).
+Each request gets a request id (an incoming ``X-Request-ID``, or ``request_id_header=``, if
+short and safe, else a new one), echoed in the response and bound with :func:`alog.bound`
+while the handler runs, and one access line once the response is sent (a WebSocket
+session: when it closes). The running pipeline is ``app["alog"]``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Iterable
+import warnings
+from collections.abc import AsyncIterator, Callable, Collection, Iterable, Mapping
 from contextvars import ContextVar
-from typing import Any, Final, final
+from typing import Any, Final, TypeAlias, final
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from .._context import bound
-from .._logger import Logger, get_logger
+from .._logger import Logger
+from .._pipeline import Pipeline
+from .._records import Statistics
 from .._traceparent import request_parent
 from ._lifecycle import (
     DEFAULT_EXIT_TIMEOUT,
@@ -33,27 +37,44 @@ from ._lifecycle import (
     split_run_options,
 )
 from ._requests import (
+    REQUEST_ID_HEADER,
+    AccessOptions,
+    Added,
     StatusLevel,
-    excluded,
+    close_request,
     header_fields,
     level_for_status,
     milliseconds,
-    redaction,
+    open_request,
     request_id,
 )
 
-__all__ = ["RequestLogMiddleware", "setup"]
+__all__ = [
+    "ALOG_KEY",
+    "AccessFields",
+    "AppLogging",
+    "RequestLogMiddleware",
+    "RequestPredicate",
+    "setup",
+]
 
-_HEADER: Final = "X-Request-ID"
+RequestPredicate: TypeAlias = Callable[[web.Request], bool]
+"""``skip=`` as a predicate: given the request, True for no access line."""
+AccessFields: TypeAlias = Callable[
+    [web.Request, "web.StreamResponse | None"], "Mapping[str, object] | None"
+]
+"""``fields=``: given the request and its response (None if there is none), the fields to
+add to the access line."""
 
 
 class _Handling:
     """The request being handled in this task: its id, and its response once prepared."""
 
-    __slots__ = ("request_id", "response", "streamed")
+    __slots__ = ("header", "request_id", "response", "streamed")
 
-    def __init__(self, rid: str) -> None:
+    def __init__(self, rid: str, header: str) -> None:
         self.request_id = rid
+        self.header = header
         self.response: web.StreamResponse | None = None
         self.streamed = 0
 
@@ -86,8 +107,53 @@ async def _on_response_prepare(request: web.Request, response: web.StreamRespons
         handling.response = response
         if not isinstance(response, web.Response | web.WebSocketResponse):
             handling.count_writes(response)
-        if _HEADER not in response.headers:
-            response.headers[_HEADER] = handling.request_id
+        if handling.header not in response.headers:
+            response.headers[handling.header] = handling.request_id
+
+
+@final
+class AppLogging:
+    """What :func:`setup` stores at ``app["alog"]`` (and ``app[ALOG_KEY]``): the app's pipeline.
+
+    ``request.app["alog"].statistics()`` in a handler gives the running pipeline's
+    :class:`alog.Statistics` (a ``/metrics`` endpoint: :func:`alog.integrations.prometheus_text`).
+    """
+
+    __slots__ = ("_args", "_exit_timeout", "_options", "_runner")
+
+    def __init__(
+        self, args: tuple[Any, ...], options: Mapping[str, Any], *, exit_timeout: float
+    ) -> None:
+        self._args = args
+        self._options = options
+        self._exit_timeout = exit_timeout
+        self._runner: AppPipeline | None = None
+
+    async def _run(self, app: web.Application) -> AsyncIterator[None]:
+        """The ``cleanup_ctx``: the pipeline from the app's start-up to its cleanup."""
+        runner = AppPipeline(
+            self._args, self._options, exit_timeout=self._exit_timeout, stop_server=no_server
+        )
+        await runner.start()
+        self._runner = runner
+        yield
+        await runner.stop()
+
+    @property
+    def pipeline(self) -> Pipeline:
+        """The app's :class:`alog.Pipeline`; RuntimeError before the app has started."""
+        runner = self._runner
+        if runner is None or runner.pipeline is None:
+            raise RuntimeError("the app's alog pipeline has not started yet")
+        return runner.pipeline
+
+    def statistics(self) -> Statistics:
+        """The app's pipeline's :meth:`alog.Pipeline.statistics`."""
+        return self.pipeline.statistics()
+
+
+ALOG_KEY: Final = web.AppKey("alog", AppLogging)
+"""The typed key of :class:`AppLogging` in the app (``app["alog"]`` is the same object)."""
 
 
 @final
@@ -105,30 +171,49 @@ class RequestLogMiddleware:
         self,
         *,
         logger: Logger | str = "access",
+        skip: Collection[str] | RequestPredicate | None = None,
         exclude_paths: Iterable[str] = (),
+        fields: AccessFields | None = None,
+        request_id_header: str = REQUEST_ID_HEADER,
+        new_request_id: Callable[[], str] | None = None,
+        log_query: bool = False,
+        log_user_agent: bool = False,
         log_headers: bool = False,
         redact_headers: Iterable[str] = (),
         status_level: StatusLevel = level_for_status,
     ) -> None:
-        self.logger = get_logger(logger) if isinstance(logger, str) else logger
-        self.exclude_paths = excluded(exclude_paths)
-        self.log_headers = log_headers
-        self.redact_headers = redaction(redact_headers)
-        self.status_level = status_level
+        self.options: AccessOptions[web.Request, web.StreamResponse] = AccessOptions(
+            logger=logger,
+            skip=skip,
+            exclude_paths=exclude_paths,
+            fields=fields,
+            request_id_header=request_id_header,
+            new_request_id=new_request_id,
+            log_query=log_query,
+            log_user_agent=log_user_agent,
+            log_headers=log_headers,
+            redact_headers=redact_headers,
+            status_level=status_level,
+        )
 
     async def __call__(
         self,
         request: web.Request,
         handler: Handler,
     ) -> web.StreamResponse:
-        rid = request_id(request.headers.get(_HEADER))
-        handling = _Handling(rid)
+        options = self.options
+        headers = request.headers
+        rid = request_id(headers.get(options.header), options.make_id)
+        handling = _Handling(rid, options.header)
+        added = Added()
         token = _handling.set(handling)
+        added_token = open_request(added)
         started = time.perf_counter()
         try:
-            with bound(request_id=rid), request_parent(request.headers.get("traceparent")):
-                return await self._handle(request, handler, handling, started)
+            with bound(request_id=rid), request_parent(headers.get("traceparent")):
+                return await self._handle(request, handler, handling, added, started)
         finally:
+            close_request(added_token)
             _handling.reset(token)
 
     async def _handle(
@@ -136,40 +221,49 @@ class RequestLogMiddleware:
         request: web.Request,
         handler: Handler,
         handling: _Handling,
+        added: Added,
         started: float,
     ) -> web.StreamResponse:
         try:
             response: web.StreamResponse = await handler(request)
         except web.HTTPException as exc:
             # Raised responses are sent by aiohttp after this returns.
-            if _HEADER not in exc.headers:
-                exc.headers[_HEADER] = handling.request_id
+            if handling.header not in exc.headers:
+                exc.headers[handling.header] = handling.request_id
             body = exc.body
             size = len(body) if isinstance(body, bytes | bytearray) else 0
-            self._access(request, exc.status, started, size, None)
+            self._access(request, exc, exc.status, started, size, added)
             raise
         except Exception as error:
             prepared = handling.response
             if prepared is not None and prepared.prepared:
-                self._access(request, prepared.status, started, handling.size(prepared), error)
+                self._access(
+                    request,
+                    prepared,
+                    prepared.status,
+                    started,
+                    handling.size(prepared),
+                    added,
+                    error,
+                )
                 raise  # the response is cut short: aiohttp must abort the connection
             response = web.Response(
                 status=500,
                 text="500 Internal Server Error",
-                headers={_HEADER: handling.request_id},
+                headers={handling.header: handling.request_id},
             )
             await self._send(request, response)
-            self._access(request, 500, started, handling.size(response), error)
+            self._access(request, response, 500, started, handling.size(response), added, error)
             return response
         except asyncio.CancelledError:
-            self._access(request, None, started, 0, None, cancelled=True)
+            self._access(request, handling.response, None, started, 0, added, cancelled=True)
             raise
         if isinstance(response, web.WebSocketResponse):
-            self._websocket(request, response, started)
+            self._websocket(request, response, started, added)
             return response
         if not response.prepared:
             await self._send(request, response)
-        self._access(request, response.status, started, handling.size(response), None)
+        self._access(request, response, response.status, started, handling.size(response), added)
         return response
 
     @staticmethod
@@ -180,54 +274,93 @@ class RequestLogMiddleware:
         except ConnectionError:
             pass  # the client left; aiohttp notices it again and closes the connection
 
-    def _fields(self, request: web.Request, started: float) -> dict[str, Any]:
-        fields: dict[str, Any] = {"method": request.method, "path": request.path}
+    def _line(self, request: web.Request, started: float, method: bool) -> dict[str, Any]:
+        line: dict[str, Any] = {"method": request.method} if method else {}
+        line["path"] = request.path
         route = _route(request)
         if route is not None:
-            fields["route"] = route
-        fields["status"] = None
-        fields["duration_ms"] = milliseconds(time.perf_counter() - started)
-        fields["client"] = request.remote
-        return fields
+            line["route"] = route
+        if self.options.log_query:
+            line["query"] = request.query_string
+        line["status"] = None
+        line["duration_ms"] = milliseconds(time.perf_counter() - started)
+        line["client"] = request.remote
+        if self.options.log_user_agent:
+            line["user_agent"] = request.headers.get("User-Agent")
+        return line
+
+    def _extra(
+        self,
+        request: web.Request,
+        response: web.StreamResponse | None,
+        added: Added,
+        skip_error: str | None,
+        line: dict[str, Any],
+    ) -> None:
+        options = self.options
+        if options.log_headers:
+            line["headers"] = header_fields(request.headers.items(), options.redact_headers)
+        if options.fields is not None:
+            options.add_fields(request, response, line)
+        if added:
+            line.update(added)
+        if skip_error is not None:
+            line["skip_error"] = skip_error
 
     def _access(
         self,
         request: web.Request,
+        response: web.StreamResponse | None,
         status: int | None,
         started: float,
         size: int,
-        error: BaseException | None,
+        added: Added,
+        error: BaseException | None = None,
         *,
         cancelled: bool = False,
     ) -> None:
+        added.close()
+        options = self.options
         failed = error is not None or status is None or status >= 500
-        if request.path in self.exclude_paths and not failed:
-            return
-        fields = self._fields(request, started)
-        fields["status"] = status
-        fields["response_bytes"] = size
-        if cancelled:
-            fields["cancelled"] = True
-        if self.log_headers:
-            fields["headers"] = header_fields(request.headers.items(), self.redact_headers)
+        skip_error = None
+        if not failed:
+            skipped, skip_error = options.skipped(request.path, request)
+            if skipped:
+                return
         if error is not None:
-            self.logger.log("error", "request", exc_info=error, **fields)
+            level: str | int = "error"
         elif status is None:
-            self.logger.log("warning", "request", **fields)
+            level = "warning"
         else:
-            self.logger.log(self.status_level(status), "request", **fields)
+            level = options.status_level(status)
+        logger = options.logger
+        if not logger.is_enabled_for(level):
+            return  # no line to build
+        line = self._line(request, started, method=True)
+        line["status"] = status
+        line["response_bytes"] = size
+        if cancelled:
+            line["cancelled"] = True
+        self._extra(request, response, added, skip_error, line)
+        logger.log(level, "request", exc_info=error, **line)
 
-    def _websocket(self, request: web.Request, ws: web.WebSocketResponse, started: float) -> None:
-        if request.path in self.exclude_paths:
+    def _websocket(
+        self,
+        request: web.Request,
+        ws: web.WebSocketResponse,
+        started: float,
+        added: Added,
+    ) -> None:
+        added.close()
+        options = self.options
+        skipped, skip_error = options.skipped(request.path, request)
+        if skipped:
             return
-        fields = self._fields(request, started)
-        fields.pop("method")
-        fields["status"] = ws.status
-        fields["close_code"] = ws.close_code
-        fields["duration_ms"] = milliseconds(time.perf_counter() - started)
-        if self.log_headers:
-            fields["headers"] = header_fields(request.headers.items(), self.redact_headers)
-        self.logger.log(self.status_level(ws.status), "websocket", **fields)
+        line = self._line(request, started, method=False)
+        line["status"] = ws.status
+        line["close_code"] = ws.close_code
+        self._extra(request, ws, added, skip_error, line)
+        options.logger.log(options.status_level(ws.status), "websocket", **line)
 
 
 def _route(request: web.Request) -> str | None:
@@ -242,7 +375,13 @@ def setup(
     /,
     *,
     logger: Logger | str = "access",
+    skip: Collection[str] | RequestPredicate | None = None,
     exclude_paths: Iterable[str] = (),
+    fields: AccessFields | Mapping[str, object] | None = None,
+    request_id_header: str = REQUEST_ID_HEADER,
+    new_request_id: Callable[[], str] | None = None,
+    log_query: bool = False,
+    log_user_agent: bool = False,
     log_headers: bool = False,
     redact_headers: Iterable[str] = (),
     status_level: StatusLevel = level_for_status,
@@ -253,31 +392,49 @@ def setup(
 
     Adds :class:`RequestLogMiddleware` first in ``app.middlewares``, an ``on_response_prepare``
     hook that echoes the request id, and a ``cleanup_ctx`` that starts the pipeline before
-    the app's other start-up code and drains it after the app's cleanup. With
+    the app's other start-up code and drains it after the app's cleanup; the running
+    pipeline is reached through ``app["alog"]`` (an :class:`AppLogging`, also at
+    ``app[ALOG_KEY]``): ``request.app["alog"].statistics()``.
+
+    The access line's options are those of the ASGI middleware
+    (:class:`alog.integrations.asgi.RequestLogMiddleware`): ``skip`` (paths, or a predicate
+    on the ``web.Request``; ``exclude_paths`` is its older name), ``fields(request,
+    response)`` (a callable; a mapping is :func:`alog.run`'s ``fields=``, on every event,
+    as it always was here), ``request_id_header``, ``new_request_id``, ``log_query``,
+    ``log_user_agent``, ``log_headers``, ``redact_headers``, ``status_level``. With
     ``otel=True`` and no OpenTelemetry span current, events get the ids of the request's
-    ``traceparent`` header (see :mod:`alog.otel`). ``run_options`` are
-    :func:`alog.run`'s (``destination=`` included), checked here. If the writer fails for
-    good while the app is served, ``SystemExit(1)`` is raised through the event loop:
-    ``web.run_app`` then stops listening, runs the app's cleanup and exits with status 1 (a
-    daemon thread forces it ``exit_timeout`` + 2 s later if it hangs).
+    ``traceparent`` header (see :mod:`alog.otel`). ``run_options`` are :func:`alog.run`'s
+    (``destination=`` included), checked here. If the writer fails for good while the app
+    is served, ``SystemExit(1)`` is raised through the event loop: ``web.run_app`` then
+    stops listening, runs the app's cleanup and exits with status 1 (a daemon thread forces
+    it ``exit_timeout`` + 2 s later if it hangs).
     """
+    access_fields: AccessFields | None = None
+    if isinstance(fields, Mapping):  # alog.run's fields=, on every event
+        run_options["fields"] = fields
+    else:
+        access_fields = fields
     args, options = split_run_options(run_options)
     timeout = check_exit_timeout(exit_timeout)
     middleware = RequestLogMiddleware(
         logger=logger,
+        skip=skip,
         exclude_paths=exclude_paths,
+        fields=access_fields,
+        request_id_header=request_id_header,
+        new_request_id=new_request_id,
+        log_query=log_query,
+        log_user_agent=log_user_agent,
         log_headers=log_headers,
         redact_headers=redact_headers,
         status_level=status_level,
     )
-
-    async def alog_pipeline(app: web.Application) -> AsyncIterator[None]:
-        runner = AppPipeline(args, options, exit_timeout=timeout, stop_server=no_server)
-        await runner.start()
-        yield
-        await runner.stop()
-
+    handle = AppLogging(args, options, exit_timeout=timeout)
+    app[ALOG_KEY] = handle
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", web.NotAppKeyWarning)
+        app["alog"] = handle  # the plain name people type; the AppKey is the typed one
     app.middlewares.insert(0, middleware)
     app.on_response_prepare.append(_on_response_prepare)
-    app.cleanup_ctx.insert(0, alog_pipeline)
+    app.cleanup_ctx.insert(0, handle._run)
     return middleware

@@ -5,21 +5,32 @@ Works with any ASGI app (FastAPI, Starlette, Litestar, Quart...) and imports non
     app = FastAPI(lifespan=alog.integrations.asgi.lifespan())
     app.add_middleware(alog.integrations.asgi.RequestLogMiddleware)
 
-Each request gets a request id (an incoming ``X-Request-ID`` if short and safe, else a new
-one), echoed in the response and bound with :func:`alog.bound` while the app handles it, and
-one access line when its response ends (a WebSocket session: when it closes).
+Each request gets a request id (an incoming ``X-Request-ID``, or ``request_id_header=``, if
+short and safe, else a new one), echoed in the response and bound with :func:`alog.bound`
+while the app handles it, and one access line when its response ends, before background
+tasks run (a WebSocket session: when it closes). Under :func:`lifespan` the running
+pipeline is ``app.state.alog``.
 """
 
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, MutableMapping
+from collections.abc import (
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Collection,
+    Iterable,
+    Mapping,
+    MutableMapping,
+)
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any, Final, TypeAlias, final
 
 from .._context import bound
-from .._logger import Logger, get_logger
+from .._logger import Logger
 from .._traceparent import request_parent
 from ._lifecycle import (
     DEFAULT_EXIT_TIMEOUT,
@@ -30,16 +41,18 @@ from ._lifecycle import (
 )
 from ._requests import (
     REQUEST_ID_HEADER,
+    AccessOptions,
+    Added,
     StatusLevel,
-    excluded,
+    close_request,
     header_fields,
     level_for_status,
     milliseconds,
-    redaction,
+    open_request,
     request_id,
 )
 
-__all__ = ["RequestLogMiddleware", "lifespan"]
+__all__ = ["AccessFields", "RequestLogMiddleware", "RequestPredicate", "lifespan"]
 
 Scope: TypeAlias = MutableMapping[str, Any]
 Message: TypeAlias = MutableMapping[str, Any]
@@ -48,9 +61,15 @@ Send: TypeAlias = Callable[[Message], Awaitable[None]]
 ASGIApp: TypeAlias = Callable[[Scope, Receive, Send], Awaitable[None]]
 Lifespan: TypeAlias = Callable[[Any], AbstractAsyncContextManager[Any]]
 
-_ID_HEADER: Final = REQUEST_ID_HEADER.encode("ascii")
 _TRACEPARENT: Final = b"traceparent"
+_USER_AGENT: Final = b"user-agent"
 _ERROR_BODY: Final = b"Internal Server Error"
+
+RequestPredicate: TypeAlias = Callable[[Scope], bool]
+"""``skip=`` as a predicate: given the request's ASGI scope, True for no access line."""
+AccessFields: TypeAlias = Callable[[Scope, Message | None], "Mapping[str, object] | None"]
+"""``fields=``: given the scope and the ``http.response.start`` message (None if no response
+was started; always None for a WebSocket), the fields to add to the access line."""
 
 
 @final
@@ -58,18 +77,26 @@ class RequestLogMiddleware:
     """Logs one line per request (``msg="request"``) or WebSocket session (``"websocket"``).
 
     Fields: ``method``, ``path``, ``route`` (the template, when the framework records it in
-    ``scope["route"]``, as Starlette and FastAPI do), ``status``, ``duration_ms`` (until the
-    last body byte was handed to the server), ``client``, ``response_bytes``, and ``headers``
-    with ``log_headers=True`` (``authorization``, ``cookie``, ``set-cookie`` and
-    ``redact_headers`` redacted). ``request_id`` comes from the bound context. With trace
-    correlation on (``alog.run(otel=True)``) and no OpenTelemetry span current (no
-    instrumentation), events get the ids of the request's ``traceparent`` header.
+    ``scope["route"]``, as Starlette and FastAPI do), ``query`` (with ``log_query=True``),
+    ``status``, ``duration_ms`` (until the last body byte was handed to the server),
+    ``client``, ``user_agent`` (with ``log_user_agent=True``), ``response_bytes``, and
+    ``headers`` with ``log_headers=True`` (``authorization``, ``cookie``, ``set-cookie`` and
+    ``redact_headers`` redacted); then what ``fields(scope, response_start)`` returns and
+    what the app added with :func:`alog.integrations.request_fields`. ``request_id`` comes
+    from the bound context: the ``request_id_header`` of the request if short and safe,
+    else ``new_request_id()`` (32 random hex digits by default), echoed in the response.
+    With trace correlation on (``alog.run(otel=True)``) and no OpenTelemetry span current,
+    events get the ids of the request's ``traceparent`` header.
 
-    Level: ``status_level(status)``, by default error for 5xx, warning for 4xx, else info. An
-    exception escaping the app gives one error line carrying the structured traceback, and a
-    500 response if none was started; it is not re-raised unless the response was cut short
-    (then the server must abort the connection). ``exclude_paths`` get no line unless they
-    fail with a 5xx or an exception.
+    The line is written as soon as the last body byte is sent, before background tasks run
+    (their failure gets a line of its own, ``msg="error after response"``); a 5xx line waits
+    for the app to return, to carry the exception that usually follows. Level:
+    ``status_level(status)``, by default error for 5xx, warning for 4xx, else info. An
+    exception escaping the app gives one error line carrying the structured traceback, and
+    a 500 response if none was started; it is not re-raised unless the response was cut
+    short (then the server must abort the connection). ``skip`` (paths, or a predicate on
+    the scope; ``exclude_paths`` is its older name) gets no line unless it fails with a 5xx
+    or an exception.
     """
 
     def __init__(
@@ -78,17 +105,32 @@ class RequestLogMiddleware:
         /,
         *,
         logger: Logger | str = "access",
+        skip: Collection[str] | RequestPredicate | None = None,
         exclude_paths: Iterable[str] = (),
+        fields: AccessFields | None = None,
+        request_id_header: str = REQUEST_ID_HEADER,
+        new_request_id: Callable[[], str] | None = None,
+        log_query: bool = False,
+        log_user_agent: bool = False,
         log_headers: bool = False,
         redact_headers: Iterable[str] = (),
         status_level: StatusLevel = level_for_status,
     ) -> None:
         self.app = app
-        self.logger = get_logger(logger) if isinstance(logger, str) else logger
-        self.exclude_paths = excluded(exclude_paths)
-        self.log_headers = log_headers
-        self.redact_headers = redaction(redact_headers)
-        self.status_level = status_level
+        self.options: AccessOptions[Scope, Message] = AccessOptions(
+            logger=logger,
+            skip=skip,
+            exclude_paths=exclude_paths,
+            fields=fields,
+            request_id_header=request_id_header,
+            new_request_id=new_request_id,
+            log_query=log_query,
+            log_user_agent=log_user_agent,
+            log_headers=log_headers,
+            redact_headers=redact_headers,
+            status_level=status_level,
+        )
+        self._id_header = self.options.header_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -99,78 +141,164 @@ class RequestLogMiddleware:
         else:
             await self.app(scope, receive, send)
 
+    def _request(self, scope: Scope) -> tuple[str, str | None, str | None]:
+        """The request id to use, and the ``traceparent`` and ``user-agent`` headers."""
+        incoming = traceparent = agent = None
+        id_header = self._id_header
+        for key, value in scope.get("headers", ()):
+            name = key.lower()
+            if name == id_header:
+                incoming = value.decode("latin-1")
+            elif name == _TRACEPARENT:
+                traceparent = value.decode("latin-1")
+            elif name == _USER_AGENT:
+                agent = value.decode("latin-1")
+        return request_id(incoming, self.options.make_id), traceparent, agent
+
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
-        rid = request_id(_header(scope, _ID_HEADER))
+        rid, traceparent, agent = self._request(scope)
+        header = self._id_header
+        added = Added()
         started = time.perf_counter()
         ended: float | None = None
         status: int | None = None
+        response: Message | None = None
         size = 0
+        logged = False
+        held: contextvars.Context | None = None
 
         async def send_logged(message: Message) -> None:
-            nonlocal ended, status, size
+            nonlocal ended, status, response, size, logged, held
             kind = message["type"]
             if kind == "http.response.start":
                 status = int(message["status"])
-                message = _with_request_id(message, rid)
+                message = response = _with_request_id(message, header, rid)
             elif kind == "http.response.body":
                 size += len(message.get("body", b""))
-                if not message.get("more_body", False):
+                if not message.get("more_body", False) and ended is None:
                     ended = time.perf_counter()
+                    await send(message)
+                    if status is not None and status < 500:
+                        # Now, before background tasks run, and in the app's context: what
+                        # a yield dependency bound is still bound here.
+                        logged = True
+                        self._access(scope, status, ended - started, size, response, agent, added)
+                    else:
+                        held = contextvars.copy_context()
+                    return
             await send(message)
 
-        with bound(request_id=rid), request_parent(_header(scope, _TRACEPARENT)):
-            try:
-                await self.app(scope, receive, send_logged)
-            except Exception as error:
-                if status is None:
-                    await _send_error(send_logged)
-                elif ended is None:
-                    self._access(scope, status, started, ended, size, error)
-                    raise  # the response is cut short: the server must abort it
-                self._access(scope, status, started, ended, size, error)
-                return
-            except BaseException:
-                self._access(scope, status, started, ended, size, None, cancelled=True)
-                raise
-            self._access(scope, status, started, ended, size, None)
+        token = open_request(added)
+        try:
+            with bound(request_id=rid), request_parent(traceparent):
+                try:
+                    await self.app(scope, receive, send_logged)
+                except Exception as error:
+                    if logged:  # a background task, or teardown code, after a whole response
+                        self._after_response(scope, status, error)
+                        return
+                    if status is None:
+                        await _send_error(send_logged)
+                    elif ended is None:
+                        self._access(
+                            scope, status, _since(started), size, response, agent, added, error
+                        )
+                        raise  # the response is cut short: the server must abort it
+                    duration = (ended or time.perf_counter()) - started
+                    self._access(scope, status, duration, size, response, agent, added, error)
+                    return
+                except BaseException:
+                    if not logged:
+                        self._access(
+                            scope,
+                            status,
+                            (ended or time.perf_counter()) - started,
+                            size,
+                            response,
+                            agent,
+                            added,
+                            cancelled=True,
+                        )
+                    raise
+                if logged:
+                    return
+                duration = (ended or time.perf_counter()) - started
+                if held is not None:
+                    held.run(self._access, scope, status, duration, size, response, agent, added)
+                else:
+                    self._access(scope, status, duration, size, response, agent, added)
+        finally:
+            close_request(token)
 
     def _access(
         self,
         scope: Scope,
         status: int | None,
-        started: float,
-        ended: float | None,
+        duration: float,
         size: int,
-        error: BaseException | None,
+        response: Message | None,
+        agent: str | None,
+        added: Added,
+        error: BaseException | None = None,
         *,
         cancelled: bool = False,
     ) -> None:
+        added.close()
+        options = self.options
         path = scope.get("path", "")
         failed = error is not None or status is None or status >= 500
-        if path in self.exclude_paths and not failed:
-            return
+        skip_error = None
+        if not failed:
+            skipped, skip_error = options.skipped(path, scope)
+            if skipped:
+                return
         shown = 500 if status is None and not cancelled else status
-        fields: dict[str, Any] = {"method": scope.get("method"), "path": path}
+        if error is not None:
+            level: str | int = "error"
+        elif cancelled or shown is None:
+            level = "warning"
+        else:
+            level = options.status_level(shown)
+        logger = options.logger
+        if not logger.is_enabled_for(level):
+            return  # no line to build
+        line: dict[str, Any] = {"method": scope.get("method"), "path": path}
         route = _route(scope)
         if route is not None:
-            fields["route"] = route
-        fields["status"] = shown
-        fields["duration_ms"] = milliseconds((ended or time.perf_counter()) - started)
-        fields["client"] = _client(scope)
-        fields["response_bytes"] = size
+            line["route"] = route
+        if options.log_query:
+            line["query"] = scope.get("query_string", b"").decode("latin-1")
+        line["status"] = shown
+        line["duration_ms"] = milliseconds(duration)
+        line["client"] = _client(scope)
+        if options.log_user_agent:
+            line["user_agent"] = agent
+        line["response_bytes"] = size
         if cancelled:
-            fields["cancelled"] = True
-        if self.log_headers:
-            fields["headers"] = header_fields(_headers(scope), self.redact_headers)
-        if error is not None:
-            self.logger.log("error", "request", exc_info=error, **fields)
-        elif cancelled or shown is None:
-            self.logger.log("warning", "request", **fields)
-        else:
-            self.logger.log(self.status_level(shown), "request", **fields)
+            line["cancelled"] = True
+        if options.log_headers:
+            line["headers"] = header_fields(_headers(scope), options.redact_headers)
+        if options.fields is not None:
+            options.add_fields(scope, response, line)
+        if added:
+            line.update(added)
+        if skip_error is not None:
+            line["skip_error"] = skip_error
+        logger.log(level, "request", exc_info=error, **line)
+
+    def _after_response(self, scope: Scope, status: int | None, error: Exception) -> None:
+        """The response was sent and logged; what ran after it (a background task) failed."""
+        line: dict[str, Any] = {"method": scope.get("method"), "path": scope.get("path", "")}
+        route = _route(scope)
+        if route is not None:
+            line["route"] = route
+        line["status"] = status
+        self.options.logger.log("error", "error after response", exc_info=error, **line)
 
     async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
-        rid = request_id(_header(scope, _ID_HEADER))
+        rid, traceparent, agent = self._request(scope)
+        header = self._id_header
+        added = Added()
         started = time.perf_counter()
         accepted = False
         status: int | None = None
@@ -195,7 +323,7 @@ class RequestLogMiddleware:
             if kind == "websocket.accept":
                 accepted = True
                 status = 101
-                message = _with_request_id(message, rid)
+                message = _with_request_id(message, header, rid)
             elif kind == "websocket.send":
                 sent += 1
             elif kind == "websocket.close" and closed_by is None:
@@ -205,45 +333,62 @@ class RequestLogMiddleware:
                     status = 403
             elif kind == "websocket.http.response.start":
                 status = int(message["status"])
-                message = _with_request_id(message, rid)
+                message = _with_request_id(message, header, rid)
             await send(message)
 
         error: BaseException | None = None
-        with bound(request_id=rid), request_parent(_header(scope, _TRACEPARENT)):
-            try:
-                await self.app(scope, receive_logged, send_logged)
-            except Exception as exc:  # noqa: BLE001 - logged with its traceback, once
-                error = exc
-                if closed_by is None:
-                    # 1011: internal error; before the handshake this rejects it (403).
-                    await _ignore_closed(send_logged({"type": "websocket.close", "code": 1011}))
-            path = scope.get("path", "")
-            if path in self.exclude_paths and error is None:
-                return
-            fields: dict[str, Any] = {"path": path}
-            route = _route(scope)
-            if route is not None:
-                fields["route"] = route
-            fields["status"] = status
-            fields["close_code"] = close_code
-            fields["closed_by"] = closed_by
-            fields["duration_ms"] = milliseconds(time.perf_counter() - started)
-            fields["client"] = _client(scope)
-            fields["messages_received"] = received
-            fields["messages_sent"] = sent
-            if self.log_headers:
-                fields["headers"] = header_fields(_headers(scope), self.redact_headers)
-            if error is not None:
-                self.logger.log("error", "websocket", exc_info=error, **fields)
-            else:
-                self.logger.log(self.status_level(status or 403), "websocket", **fields)
+        options = self.options
+        token = open_request(added)
+        try:
+            with bound(request_id=rid), request_parent(traceparent):
+                try:
+                    await self.app(scope, receive_logged, send_logged)
+                except Exception as exc:  # noqa: BLE001 - logged with its traceback, once
+                    error = exc
+                    if closed_by is None:
+                        # 1011: internal error; before the handshake this rejects it (403).
+                        await _ignore_closed(send_logged({"type": "websocket.close", "code": 1011}))
+                added.close()
+                path = scope.get("path", "")
+                skip_error = None
+                if error is None:
+                    skipped, skip_error = options.skipped(path, scope)
+                    if skipped:
+                        return
+                line: dict[str, Any] = {"path": path}
+                route = _route(scope)
+                if route is not None:
+                    line["route"] = route
+                if options.log_query:
+                    line["query"] = scope.get("query_string", b"").decode("latin-1")
+                line["status"] = status
+                line["close_code"] = close_code
+                line["closed_by"] = closed_by
+                line["duration_ms"] = milliseconds(time.perf_counter() - started)
+                line["client"] = _client(scope)
+                if options.log_user_agent:
+                    line["user_agent"] = agent
+                line["messages_received"] = received
+                line["messages_sent"] = sent
+                if options.log_headers:
+                    line["headers"] = header_fields(_headers(scope), options.redact_headers)
+                if options.fields is not None:
+                    options.add_fields(scope, None, line)
+                if added:
+                    line.update(added)
+                if skip_error is not None:
+                    line["skip_error"] = skip_error
+                if error is not None:
+                    options.logger.log("error", "websocket", exc_info=error, **line)
+                else:
+                    level = options.status_level(status or 403)
+                    options.logger.log(level, "websocket", **line)
+        finally:
+            close_request(token)
 
 
-def _header(scope: Scope, name: bytes) -> str | None:
-    for key, value in scope.get("headers", ()):
-        if key.lower() == name:
-            return str(value.decode("latin-1"))
-    return None
+def _since(started: float) -> float:
+    return time.perf_counter() - started
 
 
 def _headers(scope: Scope) -> list[tuple[str, str]]:
@@ -252,10 +397,10 @@ def _headers(scope: Scope) -> list[tuple[str, str]]:
     ]
 
 
-def _with_request_id(message: Message, rid: str) -> Message:
+def _with_request_id(message: Message, header: bytes, rid: str) -> Message:
     headers = list(message.get("headers", ()))
-    if not any(key.lower() == _ID_HEADER for key, _ in headers):
-        headers.append((_ID_HEADER, rid.encode("latin-1")))
+    if not any(key.lower() == header for key, _ in headers):
+        headers.append((header, rid.encode("latin-1")))
     return {**message, "headers": headers}
 
 
@@ -301,9 +446,11 @@ def lifespan(
 
     ``run_options`` are :func:`alog.run`'s (``destination=`` included), checked here. The
     pipeline starts before ``app_lifespan`` (if given, its state is passed on) and drains
-    after it. If the writer fails for good while the app runs, the server is asked to shut
-    down and the process exits with status 1 within ``exit_timeout`` seconds (plus two,
-    forcibly, if the server hangs); see docs/integrations.md.
+    after it. The running :class:`alog.Pipeline` is ``app.state.alog`` (Starlette, FastAPI:
+    ``request.app.state.alog.statistics()`` in a handler). If the writer fails for good
+    while the app runs, the server is asked to shut down and the process exits with status
+    1 within ``exit_timeout`` seconds (plus two, forcibly, if the server hangs); see
+    docs/integrations.md.
     """
     args, options = split_run_options(run_options)
     timeout = check_exit_timeout(exit_timeout)
@@ -311,7 +458,10 @@ def lifespan(
     @asynccontextmanager
     async def alog_lifespan(app: Any) -> AsyncIterator[Any]:
         runner = AppPipeline(args, options, exit_timeout=timeout, stop_server=stop_uvicorn)
-        await runner.start()
+        pipeline = await runner.start()
+        app_state = getattr(app, "state", None)
+        if app_state is not None:  # Starlette's: request.app.state.alog in a handler
+            app_state.alog = pipeline
         try:
             if app_lifespan is None:
                 yield None
