@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 from collections.abc import Iterator
@@ -11,6 +12,7 @@ import pytest
 
 import alog
 import alog.stdlib
+from alog.testing import capture_logs
 
 from .conftest import RunScript, read_events
 
@@ -124,3 +126,86 @@ def test_uvicorn_and_asyncio_lines_in_one_stream(run_script: RunScript) -> None:
         1,
         1,
     ]
+
+
+def test_loggers_sharing_one_handler_list_are_both_routed() -> None:
+    """gunicorn's UvicornWorker gives uvicorn.error gunicorn.error's list: both must reach alog."""
+    first = logging.getLogger("shared.first")
+    second = logging.getLogger("shared.second")
+    handler = logging.StreamHandler()
+    first.addHandler(handler)
+    second.handlers = first.handlers  # the very same list object, as UvicornWorker does
+    first.propagate = second.propagate = False
+    try:
+        with alog.stdlib.install() as bridge, capture_logs() as events:
+            assert (first.propagate, second.propagate) == (True, True)
+            assert second.handlers is first.handlers == []
+            first.warning("from the first")
+            second.warning("from the second")
+            assert [(e["logger"], e["msg"]) for e in events] == [
+                ("shared.first", "from the first"),
+                ("shared.second", "from the second"),
+            ]
+            bridge.uninstall()
+            assert second.handlers is first.handlers == [handler]
+            assert (first.propagate, second.propagate) == (False, False)
+    finally:
+        first.removeHandler(handler)
+        handler.close()
+
+
+FAILING = """
+    import asyncio, logging, os, sys
+    import alog, alog.stdlib
+
+    alog.stdlib.install()
+    log = alog.get_logger("app")
+    logging.getLogger("lib").info("before any pipeline")
+
+    async def fail():
+        try:
+            async with alog.run(alog.File("/dev/full"), write_timeout=1):
+                log.info("lost with the destination")
+                await asyncio.sleep(10)
+        except alog.WriterFailed:
+            pass
+
+    asyncio.run(fail())
+    for i in range(1000):
+        log.info("after", i=i)
+        logging.getLogger("lib").warning("after %d", i)
+    log.debug("below the failed pipeline's level: not counted")
+    if sys.argv[1:] == ["again"]:
+        async def again():
+            async with alog.run():
+                log.info("a new pipeline writes again")
+        asyncio.run(again())
+"""
+
+
+def test_after_a_writer_failure_later_events_are_counted_in_one_line(
+    run_script: RunScript,
+) -> None:
+    """After the one failure line, the rest is one count at exit, not a line per event."""
+    result = run_script(FAILING)
+    assert result.returncode == 0, result.stderr
+    before, failed, count = result.stderr.decode().splitlines()
+    assert json.loads(before)["msg"] == "before any pipeline"  # no pipeline yet: JSON, as ever
+    assert failed.startswith("alog: alog writer failed on /dev/full")
+    assert count == "alog: 2000 events logged after the writer failed on /dev/full were not written"
+    assert result.stdout == b""
+
+
+def test_a_new_pipeline_after_a_failure_reports_the_count_and_writes(
+    run_script: RunScript,
+) -> None:
+    """The count is said when a new pipeline takes over, which then writes as usual."""
+    result = run_script(FAILING, args=("again",))
+    assert result.returncode == 0, result.stderr
+    lines = result.stderr.decode().splitlines()
+    assert lines[1:] == [
+        lines[1],
+        "alog: 2000 events logged after the writer failed on /dev/full were not written",
+    ]
+    (event,) = [json.loads(line) for line in result.stdout.splitlines()]
+    assert event["msg"] == "a new pipeline writes again"
