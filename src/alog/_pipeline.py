@@ -41,6 +41,7 @@ from ._exceptions import WriterFailed
 from ._fallback import LostAfterFailure
 from ._fields import protect_core_keys, stamp_now
 from ._intake import Intake
+from ._process import read_process_fields
 from ._progress import Progress
 from ._queue import EventQueue
 from ._records import FlushResult, Statistics
@@ -302,7 +303,7 @@ class Pipeline:
         rate_limit, sample = self._storm_options
         self._intake = Intake(
             queue,
-            fields=self.fields,
+            fields=read_process_fields(self.fields),  # pid, hostname: this process's, now
             processors=self.processors,
             redaction=self._redaction,
             storm=StormControl(rate_limit=rate_limit, sample=sample, report=queue.put),
