@@ -161,6 +161,16 @@ class Bridge:
         self.uninstall()
 
 
+def _through_alog(logger: logging.Logger) -> bool:
+    """Does ``logger`` write through alog alone already (``alog.integrations.gunicorn``)?
+
+    Such a logger is left as it is: its list may be handed on later (gunicorn builds each
+    UvicornWorker after the app was imported by ``--preload``, and gives uvicorn.error
+    gunicorn.error's list then), so emptying it would silence whoever receives it.
+    """
+    return not logger.propagate and all(isinstance(h, AlogHandler) for h in logger.handlers)
+
+
 def install(
     *,
     level: int | str | None = logging.INFO,
@@ -173,7 +183,8 @@ def install(
     One :class:`AlogHandler` goes on the root logger. With ``replace_handlers`` (the default),
     the root's other handlers are removed, and so are those of every named logger that has its
     own (uvicorn's, for instance), which are made to propagate to the root instead: then each
-    record is written once, by alog. Loggers named in ``keep`` are left alone. ``level`` sets
+    record is written once, by alog. Loggers named in ``keep`` are left alone, and so are
+    loggers that write through an :class:`AlogHandler` of their own only. ``level`` sets
     the root logger's level (``None`` leaves it); alog's own level applies on top.
     """
     handler = AlogHandler(fallback_to_stderr=fallback_to_stderr)
@@ -187,7 +198,10 @@ def install(
         replaced = [
             (logger, list(logger.handlers), logger.propagate)
             for name, logger in list(logging.root.manager.loggerDict.items())
-            if isinstance(logger, logging.Logger) and logger.handlers and name not in kept
+            if isinstance(logger, logging.Logger)
+            and logger.handlers
+            and name not in kept
+            and not _through_alog(logger)
         ]
         bridge._saved.append((root, list(root.handlers), root.propagate))
         bridge._saved.extend(replaced)
