@@ -9,6 +9,7 @@ stdout, and on stderr where the server lets a logger in, must be one JSON event.
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import re
@@ -284,8 +285,11 @@ def test_log_config_routes_uvicorn_to_alog_and_nowhere_else() -> None:
 
     root = logging.getLogger()
     saved = list(root.handlers), root.level
+    config = copy.deepcopy(alog.integrations.uvicorn.LOG_CONFIG)
+    for formatter in ("default", "access"):  # what uvicorn does with run(use_colors=False)
+        config["formatters"][formatter]["use_colors"] = False
     try:
-        logging.config.dictConfig(alog.integrations.uvicorn.LOG_CONFIG)
+        logging.config.dictConfig(config)
         assert [type(h) for h in root.handlers] == [alog.stdlib.AlogHandler]
         for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
             logger = logging.getLogger(name)

@@ -209,3 +209,19 @@ def test_a_new_pipeline_after_a_failure_reports_the_count_and_writes(
     ]
     (event,) = [json.loads(line) for line in result.stdout.splitlines()]
     assert event["msg"] == "a new pipeline writes again"
+
+
+def test_loggers_writing_through_alog_alone_are_left_as_they_are() -> None:
+    """gunicorn.error under alog's gunicorn logger: its list is handed on later, so kept."""
+    own = logging.getLogger("through.alog")
+    handler = alog.stdlib.AlogHandler()
+    own.addHandler(handler)
+    own.propagate = False
+    try:
+        with alog.stdlib.install():
+            assert (own.handlers, own.propagate) == ([handler], False)
+        own.propagate = True  # then the root's handler would write each record a second time
+        with alog.stdlib.install():
+            assert (own.handlers, own.propagate) == ([], True)
+    finally:
+        own.removeHandler(handler)
