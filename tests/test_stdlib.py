@@ -8,10 +8,12 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
+import anyio
 import pytest
 
 import alog
 import alog.stdlib
+from alog import _logger, _state
 from alog.testing import capture_logs
 
 from .conftest import RunScript, read_events
@@ -225,3 +227,28 @@ def test_loggers_writing_through_alog_alone_are_left_as_they_are() -> None:
             assert (own.handlers, own.propagate) == ([], True)
     finally:
         own.removeHandler(handler)
+
+
+async def test_the_count_ends_when_another_sink_takes_over(
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    """The failed pipeline's level applies to the count; the next sink gets the fallback's."""
+    log = alog.get_logger("app")
+    with pytest.raises(alog.WriterFailed):
+        async with alog.run(alog.File("/dev/full"), level="warning"):
+            log.warning("lost with the destination")
+            await anyio.sleep(10)
+    log.info("below the failed pipeline's level")
+    log.warning("counted")
+    with capture_logs() as events:  # takes over: the count is said, and comes back after
+        log.info("captured")
+    log.error("counted too")
+    assert _logger.snapshot()[0] == 30
+    _state.install(_state.fallback)
+    assert _logger.snapshot() == (0, {})
+    said = [line for line in capfd.readouterr().err.splitlines() if line.startswith("alog:")]
+    assert said[1:] == [
+        "alog: 1 events logged after the writer failed on /dev/full were not written",
+        "alog: 1 events logged after the writer failed on /dev/full were not written",
+    ]
+    assert [event["msg"] for event in events] == ["captured"]

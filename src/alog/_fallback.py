@@ -16,6 +16,7 @@ import logging
 import os
 import threading
 import traceback
+from collections.abc import Callable
 from itertools import islice
 from typing import TYPE_CHECKING, final
 
@@ -72,11 +73,14 @@ class LostAfterFailure:
     (thousands of lines from a busy app, through the stdlib bridge) would bury that line.
     ``refused`` is what the failed pipeline's closed queue refused before this took over.
     The total goes to stderr in one line, if it is not zero: at exit, or when another sink
-    takes over (a new pipeline starts).
+    takes over (a new pipeline starts). The failed pipeline's thresholds stay in force
+    meanwhile, so that what is counted is what it would have written; ``release`` puts the
+    fallback's back when another sink takes over.
     """
 
-    def __init__(self, destination: str, refused: int = 0) -> None:
+    def __init__(self, destination: str, refused: int = 0, *, release: Callable[[], None]) -> None:
         self.destination = destination
+        self._release = release
         self.lost = refused
         """Events logged after the failure."""
         # Calls come from any thread; an RLock, because a signal handler that logs may land
@@ -97,6 +101,11 @@ class LostAfterFailure:
     ) -> None:
         with self._lock:
             self.lost += 1
+
+    def replaced(self) -> None:
+        """Another sink took over: the count is said now, and the thresholds released."""
+        self.report()
+        self._release()
 
     def report(self) -> None:
         """Say how many events were lost since the failure or the last report (not in a fork)."""

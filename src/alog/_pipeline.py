@@ -405,10 +405,11 @@ class Pipeline:
                 # Said once already: later calls are counted and reported at exit, not each
                 # written to stderr. The thresholds stay: what is counted would have been written.
                 refused = self._queue.statistics().rejected - self._refused_before_failure
-                _state.install(LostAfterFailure(self._failed_on, refused))
+                lost = LostAfterFailure(self._failed_on, refused, release=_fallback_thresholds)
+                _state.install(lost)
             else:
                 _state.install(_state.fallback)
-                _logger.configure(0, {})
+                _fallback_thresholds()
             _state.pipeline = None
             _state.redaction = _state.process_redaction
 
@@ -655,6 +656,11 @@ def _forget_pipeline_in_child() -> None:
     _state.pipeline = None
     _logger.configure(0, {})
     pipeline._forked()
+
+
+def _fallback_thresholds() -> None:
+    """With no pipeline, every call goes on to logging, whose levels decide."""
+    _logger.configure(0, {})
 
 
 def _empty_statistics(state: WriterState) -> Statistics:

@@ -52,7 +52,7 @@ def install(new: Sink) -> None:
     emit = new.emit
     sink = new
     if isinstance(previous, LostAfterFailure) and previous is not new:
-        previous.report()  # its count ends here: said now, not at exit
+        previous.replaced()  # its count ends here: said now, not at exit
 
 
 pipeline: Pipeline | None = None

@@ -36,7 +36,7 @@ def run_app(app: Any, /, *, access_log: logging.Logger | None = None, **options:
 
     ``options`` are ``run_app``'s (``host``, ``port``, ``sock``, ``shutdown_timeout``...);
     ``print`` cannot be given. ``access_log`` is None (off) unless given: the middleware
-    :func:`alog.integrations.aiohttp.setup` adds logs each request. The stdlib bridge
+    that :func:`alog.integrations.aiohttp.setup` adds logs each request. The stdlib bridge
     (:func:`alog.stdlib.install`) is installed for the call unless already in place.
     """
     if "print" in options:

@@ -10,8 +10,10 @@ gunicorn's own logger writes plain text to stderr, in the master (``Starting gun
 and settings, but where gunicorn would have put a handler of its own (``gunicorn.error``
 always, ``gunicorn.access`` with ``--access-logfile``), it puts an
 :class:`alog.stdlib.AlogHandler`; and it bridges the root logger, so other libraries'
-records are alog events too. In the master, which runs no pipeline, the lines are JSON
-on stderr; in a worker whose app runs alog, they join its queue.
+records are alog events too. alog's destinations decide where the lines go: a file given
+to ``--error-logfile`` or ``--access-logfile``, or ``--log-syslog``, is not written. In
+the master, which runs no pipeline, the lines are JSON on stderr; in a worker whose app
+runs alog, they join its queue.
 """
 
 from __future__ import annotations
@@ -24,8 +26,6 @@ from gunicorn import glogging  # type: ignore[import-untyped]  # no types
 from ..stdlib import AlogHandler, install
 
 __all__ = ["Logger"]
-
-_OURS = "_alog"
 
 
 class Logger(glogging.Logger):  # type: ignore[misc]  # a class from an untyped package
