@@ -255,19 +255,27 @@ def check_server_lines(setup: Setup, run: Served) -> None:
 # -- what was broken: gunicorn's UvicornWorker without alog's logger class ---------------------
 
 
-def test_uvicorn_worker_records_reach_alog_without_the_logger_class() -> None:
-    """install() in the app no longer empties uvicorn.error's list (gunicorn.error's) for good.
+@pytest.mark.parametrize("preload", [False, True], ids=["import_in_worker", "preload"])
+def test_uvicorn_worker_records_reach_alog_without_the_logger_class(preload: bool) -> None:
+    """install() in the app no longer leaves uvicorn.error (gunicorn.error's list) silent.
 
-    The master's lines are gunicorn's plain text here (no --logger-class): the workers' are
-    JSON, uvicorn's warning for the malformed request included.
+    Without --logger-class, the master's lines are gunicorn's plain text, unless the app
+    was imported there (--preload) and bridged them; the workers' are JSON, uvicorn's
+    warning for the malformed request included.
     """
-    args = [arg for arg in SETUPS["gunicorn_uvicorn_worker"].args if "alog" not in arg]
+    setup = SETUPS["gunicorn_uvicorn_worker_preload" if preload else "gunicorn_uvicorn_worker"]
+    args = [arg for arg in setup.args if "alog" not in arg]
     args.remove("--logger-class")
     run = serve(Setup(args, GUNICORN_READY, serves_uvicorn=True, stop=signal.SIGTERM))
-    assert run.status == 0
+    assert run.status == 0, run.text
     assert "Invalid HTTP request received." in run.messages("uvicorn.error")
     assert "Application startup complete." in run.messages("uvicorn.error")
-    assert any("Starting gunicorn" in line for line in run.text)
+    started = "Starting gunicorn"
+    if preload:
+        assert run.text == []
+        assert any(m.startswith(started) for m in run.messages("gunicorn.error"))
+    else:
+        assert any(started in line for line in run.text)
 
 
 # -- the one calls, directly ----------------------------------------------------------------

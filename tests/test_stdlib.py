@@ -252,3 +252,19 @@ async def test_the_count_ends_when_another_sink_takes_over(
         "alog: 1 events logged after the writer failed on /dev/full were not written",
     ]
     assert [event["msg"] for event in events] == ["captured"]
+
+
+def test_gunicorns_loggers_get_the_bridges_handler_not_an_empty_list() -> None:
+    """gunicorn hands gunicorn.error's list to uvicorn.error after the import: not empty."""
+    error = logging.getLogger("gunicorn.error")
+    handler = logging.StreamHandler()
+    error.addHandler(handler)
+    error.propagate = False
+    try:
+        with alog.stdlib.install() as bridge:
+            assert error.handlers == [bridge.handler]
+            assert error.propagate is False  # one write: by the handler, not the root too
+        assert (error.handlers, error.propagate) == ([handler], False)
+    finally:
+        error.removeHandler(handler)
+        handler.close()

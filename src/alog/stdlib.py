@@ -161,6 +161,15 @@ class Bridge:
         self.uninstall()
 
 
+_HANDED_ON: Final = frozenset({"gunicorn.error", "gunicorn.access"})
+"""Loggers whose handler list a server hands on to others later: given alog's handler.
+
+gunicorn builds each UvicornWorker in the master, after an app imported by ``--preload``
+installed the bridge, and gives uvicorn.error gunicorn.error's list with ``propagate=False``
+(uvicorn.access, gunicorn.access's): an emptied list would silence them.
+"""
+
+
 def _through_alog(logger: logging.Logger) -> bool:
     """Does ``logger`` write through alog alone already (``alog.integrations.gunicorn``)?
 
@@ -183,8 +192,9 @@ def install(
     One :class:`AlogHandler` goes on the root logger. With ``replace_handlers`` (the default),
     the root's other handlers are removed, and so are those of every named logger that has its
     own (uvicorn's, for instance), which are made to propagate to the root instead: then each
-    record is written once, by alog. Loggers named in ``keep`` are left alone, and so are
-    loggers that write through an :class:`AlogHandler` of their own only. ``level`` sets
+    record is written once, by alog (gunicorn's two loggers, whose lists gunicorn hands on
+    to uvicorn's, get the root's handler instead). Loggers named in ``keep`` are left alone,
+    and so are loggers that write through an :class:`AlogHandler` of their own only. ``level`` sets
     the root logger's level (``None`` leaves it); alog's own level applies on top.
     """
     handler = AlogHandler(fallback_to_stderr=fallback_to_stderr)
@@ -207,8 +217,11 @@ def install(
         bridge._saved.extend(replaced)
         root.handlers[:] = []
         for logger, _, _ in replaced:
-            logger.handlers[:] = []
-            logger.propagate = True
+            if logger.name in _HANDED_ON:
+                logger.handlers[:] = [handler]  # the root's; propagate stays as it was
+            else:
+                logger.handlers[:] = []
+                logger.propagate = True
     root.addHandler(handler)
     if level is not None:
         bridge._root_level = root.level
