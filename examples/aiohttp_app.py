@@ -1,18 +1,23 @@
 """An aiohttp app logging with alog: one JSON access line per request, bound request ids.
 
-python aiohttp_app.py        # PORT=8080 by default; PORT=0 picks a free one
+Each server set-up is one command (docs/servers.md says what goes where)::
+
+    python aiohttp_app.py    # alog's run_app(); PORT=8080 by default, PORT=0 picks a free one
+    gunicorn 'aiohttp_app:make_app()' -w 2 -k aiohttp.GunicornWebWorker \
+        --logger-class alog.integrations.gunicorn.Logger
 """
 
 from __future__ import annotations
 
 import os
-import socket
-import sys
 
 from aiohttp import web
 
 import alog
 from alog.integrations import aiohttp as alog_aiohttp
+
+# To be alog_aiohttp.run_app once alog.integrations.aiohttp re-exports it.
+from alog.integrations._aiohttp_run import run_app
 
 log = alog.get_logger(__name__)
 
@@ -46,15 +51,15 @@ def make_app() -> web.Application:
     app.router.add_get("/items/{item_id}", get_item)
     app.router.add_get("/stream", stream)
     app.router.add_get("/fail", fail)
-    alog_aiohttp.setup(app, level="info", write_timeout=5.0)
+    # Every event says which worker wrote it: the pid is read in the worker, after any fork.
+    alog_aiohttp.setup(app, level="info", write_timeout=5.0, fields=alog.process_fields("pid"))
     return app
 
 
 def main() -> None:
-    sock = socket.create_server(("127.0.0.1", int(os.environ.get("PORT", "8080"))))
-    print(f"listening on port {sock.getsockname()[1]}", file=sys.stderr, flush=True)
-    # access_log=None: alog's middleware writes the access lines.
-    web.run_app(make_app(), sock=sock, access_log=None, print=None)
+    # No banner and no aiohttp access log: "Running on ..." is an alog event, and alog's
+    # middleware writes the access lines.
+    run_app(make_app(), host="127.0.0.1", port=int(os.environ.get("PORT", "8080")))
 
 
 if __name__ == "__main__":

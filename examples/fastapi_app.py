@@ -1,19 +1,24 @@
 """A FastAPI app where every line on stdout is alog JSON, uvicorn's own lines included.
 
-Run it with uvicorn's access log off (alog writes the access lines)::
+Each server set-up is one command (docs/servers.md says what goes where)::
 
+    python fastapi_app.py      # alog.integrations.uvicorn.run(); PORT=8000, WORKERS=1 by default
     uvicorn fastapi_app:app --no-access-log
+    gunicorn fastapi_app:app -w 2 -k uvicorn.workers.UvicornWorker \
+        --logger-class alog.integrations.gunicorn.Logger
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import AsyncIterator
 
 from fastapi import FastAPI, HTTPException
 from fastapi.responses import StreamingResponse
 
 import alog
+import alog.integrations.uvicorn
 import alog.stdlib
 from alog.integrations.asgi import RequestLogMiddleware, lifespan
 
@@ -22,7 +27,8 @@ alog.stdlib.install()
 
 log = alog.get_logger(__name__)
 
-app = FastAPI(lifespan=lifespan(level="info", write_timeout=5.0))
+# Every event says which worker wrote it: the pid is read in the worker, after any fork.
+app = FastAPI(lifespan=lifespan(level="info", write_timeout=5.0, fields=alog.process_fields("pid")))
 app.add_middleware(RequestLogMiddleware, exclude_paths={"/health"})
 
 ITEMS = {1: "hammer", 2: "saw"}
@@ -58,6 +64,8 @@ async def fail() -> None:
 
 
 if __name__ == "__main__":
-    import uvicorn
-
-    uvicorn.run(app, host="127.0.0.1", port=8000, access_log=False)
+    port = int(os.environ.get("PORT", "8000"))
+    workers = int(os.environ.get("WORKERS", "1"))
+    # Several workers import the app by name; one serves this very object.
+    target = "fastapi_app:app" if workers > 1 else app
+    alog.integrations.uvicorn.run(target, host="127.0.0.1", port=port, workers=workers)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+import signal
 import socket
 import subprocess
 import sys
@@ -28,8 +30,12 @@ class ServerProcess:
         env: Mapping[str, str] | None = None,
         stdout: int | IO[Any] | None = subprocess.DEVNULL,
         read_stdout: bool = False,
+        process_group: bool = False,
     ) -> None:
         self._ready = re.compile(ready)
+        # A process group of its own: kill() then also ends the workers a supervisor or a
+        # master started (orphans would hold the pipes open, and the readers with them).
+        self._group = process_group
         self._lines: list[str] = []
         self._out: list[str] = []
         self._port: int | None = None
@@ -40,6 +46,7 @@ class ServerProcess:
             stdout=stdout,
             stderr=subprocess.PIPE,
             env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
+            start_new_session=process_group,
         )
         self._reader = threading.Thread(
             target=self._read, args=(self.proc.stderr, self._lines), daemon=True
@@ -118,6 +125,9 @@ class ServerProcess:
 
     def kill(self) -> None:
         """End the process if still running and close its pipes (always call this)."""
+        if self._group:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGKILL)
         if self.proc.poll() is None:
             self.proc.kill()
         self.proc.wait()
@@ -141,7 +151,7 @@ def refuses_connections(port: int, deadline: float = 10.0) -> bool:
 
 
 UVICORN_READY = r"Uvicorn running on http://127\.0\.0\.1:(\d+)"
-AIOHTTP_READY = r"listening on port (\d+)"
+AIOHTTP_READY = r"(?:listening on port |Running on http://127\.0\.0\.1:)(\d+)"
 
 
 def uvicorn_args(target: str, *, loop: str) -> list[str]:

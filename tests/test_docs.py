@@ -21,9 +21,9 @@ PAGES = [
 _BLOCK = re.compile(r"```python\n(.*?)```", re.DOTALL)
 
 
-def _blocks() -> list[tuple[str, str]]:
+def _blocks(pages: list[str] = PAGES) -> list[tuple[str, str]]:
     found = []
-    for page in PAGES:
+    for page in pages:
         for number, block in enumerate(_BLOCK.findall((ROOT / page).read_text()), 1):
             found.append((f"{page}#{number}", block))
     return found

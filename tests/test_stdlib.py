@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 
+import anyio
 import pytest
 
 import alog
 import alog.stdlib
+from alog import _logger, _state
+from alog.testing import capture_logs
 
 from .conftest import RunScript, read_events
 
@@ -124,3 +128,143 @@ def test_uvicorn_and_asyncio_lines_in_one_stream(run_script: RunScript) -> None:
         1,
         1,
     ]
+
+
+def test_loggers_sharing_one_handler_list_are_both_routed() -> None:
+    """gunicorn's UvicornWorker gives uvicorn.error gunicorn.error's list: both must reach alog."""
+    first = logging.getLogger("shared.first")
+    second = logging.getLogger("shared.second")
+    handler = logging.StreamHandler()
+    first.addHandler(handler)
+    second.handlers = first.handlers  # the very same list object, as UvicornWorker does
+    first.propagate = second.propagate = False
+    try:
+        with alog.stdlib.install() as bridge, capture_logs() as events:
+            assert (first.propagate, second.propagate) == (True, True)
+            assert second.handlers is first.handlers == []
+            first.warning("from the first")
+            second.warning("from the second")
+            assert [(e["logger"], e["msg"]) for e in events] == [
+                ("shared.first", "from the first"),
+                ("shared.second", "from the second"),
+            ]
+            bridge.uninstall()
+            assert second.handlers is first.handlers == [handler]
+            assert (first.propagate, second.propagate) == (False, False)
+    finally:
+        first.removeHandler(handler)
+        handler.close()
+
+
+FAILING = """
+    import asyncio, logging, os, sys
+    import alog, alog.stdlib
+
+    alog.stdlib.install()
+    log = alog.get_logger("app")
+    logging.getLogger("lib").info("before any pipeline")
+
+    async def fail():
+        try:
+            async with alog.run(alog.File("/dev/full"), write_timeout=1):
+                log.info("lost with the destination")
+                await asyncio.sleep(10)
+        except alog.WriterFailed:
+            pass
+
+    asyncio.run(fail())
+    for i in range(1000):
+        log.info("after", i=i)
+        logging.getLogger("lib").warning("after %d", i)
+    log.debug("below the failed pipeline's level: not counted")
+    if sys.argv[1:] == ["again"]:
+        async def again():
+            async with alog.run():
+                log.info("a new pipeline writes again")
+        asyncio.run(again())
+"""
+
+
+def test_after_a_writer_failure_later_events_are_counted_in_one_line(
+    run_script: RunScript,
+) -> None:
+    """After the one failure line, the rest is one count at exit, not a line per event."""
+    result = run_script(FAILING)
+    assert result.returncode == 0, result.stderr
+    before, failed, count = result.stderr.decode().splitlines()
+    assert json.loads(before)["msg"] == "before any pipeline"  # no pipeline yet: JSON, as ever
+    assert failed.startswith("alog: alog writer failed on /dev/full")
+    assert count == "alog: 2000 events logged after the writer failed on /dev/full were not written"
+    assert result.stdout == b""
+
+
+def test_a_new_pipeline_after_a_failure_reports_the_count_and_writes(
+    run_script: RunScript,
+) -> None:
+    """The count is said when a new pipeline takes over, which then writes as usual."""
+    result = run_script(FAILING, args=("again",))
+    assert result.returncode == 0, result.stderr
+    lines = result.stderr.decode().splitlines()
+    assert lines[1:] == [
+        lines[1],
+        "alog: 2000 events logged after the writer failed on /dev/full were not written",
+    ]
+    (event,) = [json.loads(line) for line in result.stdout.splitlines()]
+    assert event["msg"] == "a new pipeline writes again"
+
+
+def test_loggers_writing_through_alog_alone_are_left_as_they_are() -> None:
+    """gunicorn.error under alog's gunicorn logger: its list is handed on later, so kept."""
+    own = logging.getLogger("through.alog")
+    handler = alog.stdlib.AlogHandler()
+    own.addHandler(handler)
+    own.propagate = False
+    try:
+        with alog.stdlib.install():
+            assert (own.handlers, own.propagate) == ([handler], False)
+        own.propagate = True  # then the root's handler would write each record a second time
+        with alog.stdlib.install():
+            assert (own.handlers, own.propagate) == ([], True)
+    finally:
+        own.removeHandler(handler)
+
+
+async def test_the_count_ends_when_another_sink_takes_over(
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    """The failed pipeline's level applies to the count; the next sink gets the fallback's."""
+    log = alog.get_logger("app")
+    with pytest.raises(alog.WriterFailed):
+        async with alog.run(alog.File("/dev/full"), level="warning"):
+            log.warning("lost with the destination")
+            await anyio.sleep(10)
+    log.info("below the failed pipeline's level")
+    log.warning("counted")
+    with capture_logs() as events:  # takes over: the count is said, and comes back after
+        log.info("captured")
+    log.error("counted too")
+    assert _logger.snapshot()[0] == 30
+    _state.install(_state.fallback)
+    assert _logger.snapshot() == (0, {})
+    said = [line for line in capfd.readouterr().err.splitlines() if line.startswith("alog:")]
+    assert said[1:] == [
+        "alog: 1 events logged after the writer failed on /dev/full were not written",
+        "alog: 1 events logged after the writer failed on /dev/full were not written",
+    ]
+    assert [event["msg"] for event in events] == ["captured"]
+
+
+def test_gunicorns_loggers_get_the_bridges_handler_not_an_empty_list() -> None:
+    """gunicorn hands gunicorn.error's list to uvicorn.error after the import: not empty."""
+    error = logging.getLogger("gunicorn.error")
+    handler = logging.StreamHandler()
+    error.addHandler(handler)
+    error.propagate = False
+    try:
+        with alog.stdlib.install() as bridge:
+            assert error.handlers == [bridge.handler]
+            assert error.propagate is False  # one write: by the handler, not the root too
+        assert (error.handlers, error.propagate) == ([handler], False)
+    finally:
+        error.removeHandler(handler)
+        handler.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 from pathlib import Path
 from typing import Any
@@ -9,6 +10,7 @@ from typing import Any
 import pytest
 
 import alog
+import alog.stdlib
 from alog import _logger, _state
 from alog.testing import capture_logs
 
@@ -95,3 +97,37 @@ def test_fixture_from_the_installed_plugin(alog_logs: list[dict[str, Any]]) -> N
 def test_the_plugin_is_registered(pytestconfig: pytest.Config) -> None:
     """Users get the fixture by installing alog; no conftest import needed."""
     assert pytestconfig.pluginmanager.has_plugin("alog")
+
+
+def test_captures_records_from_the_stdlib_bridge(capfd: pytest.CaptureFixture[str]) -> None:
+    """A library's logging call is captured like an alog call: same dict, its logger's name."""
+    with alog.stdlib.install(level="debug"), capture_logs() as events, alog.bound(rid="r1"):
+        logging.getLogger("sqlalchemy.engine").debug("took %d ms", 12, extra={"table": "t"})
+        try:
+            raise KeyError("k")
+        except KeyError:
+            logging.getLogger("httpx").exception("retrying")
+        alog.get_logger("app").info("mine")
+    assert events[0] == {
+        "level": "debug",
+        "logger": "sqlalchemy.engine",
+        "msg": "took 12 ms",
+        "rid": "r1",
+        "table": "t",
+    }
+    assert (events[1]["logger"], events[1]["msg"]) == ("httpx", "retrying")
+    assert events[1]["exception"]["type"] == "KeyError"
+    assert events[2] == {"level": "info", "logger": "app", "msg": "mine", "rid": "r1"}
+    assert capfd.readouterr().err == ""  # captured, not written to stderr as well
+
+
+async def test_captures_bridged_records_while_a_pipeline_runs(tmp_path: Path) -> None:
+    """Inside the block the bridge's records are captured; after it, written again."""
+    path = tmp_path / "log.jsonl"
+    with alog.stdlib.install():
+        async with alog.run(alog.File(path)):
+            with capture_logs() as events:
+                logging.getLogger("lib").warning("captured")
+            logging.getLogger("lib").warning("written")
+    assert events == [{"level": "warning", "logger": "lib", "msg": "captured"}]
+    assert [event["msg"] for event in read_events(path)] == ["written"]

@@ -20,6 +20,7 @@ from ._logger import get_logger as get_logger
 from ._pipeline import Pipeline as Pipeline
 from ._pipeline import flush as flush
 from ._pipeline import run as run
+from ._process import process_fields as process_fields
 from ._records import FlushResult as FlushResult
 from ._records import Statistics as Statistics
 from ._redact import set_redaction as set_redaction
@@ -46,6 +47,7 @@ __all__ = [  # noqa: RUF022 - plain sorted(), as tests/test_api.py checks
     "current_context",
     "flush",
     "get_logger",
+    "process_fields",
     "run",
     "set_redaction",
 ]

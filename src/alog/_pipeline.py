@@ -38,8 +38,10 @@ from . import _levels, _logger, _state
 from ._backend import Loop, keyboard_interrupt_safe
 from ._destinations import Stdout, check_destination, destination_options
 from ._exceptions import WriterFailed
+from ._fallback import LostAfterFailure
 from ._fields import protect_core_keys, stamp_now
 from ._intake import Intake
+from ._process import read_process_fields
 from ._progress import Progress
 from ._queue import EventQueue
 from ._records import FlushResult, Statistics
@@ -187,6 +189,8 @@ class Pipeline:
         self._scopes: list[anyio.CancelScope] = []
         self._sigterm: SigtermHandler | None = None
         self._sighup: SighupHandler | None = None
+        self._failed_on: str | None = None
+        self._refused_before_failure = 0
 
     def __repr__(self) -> str:
         names = ", ".join(repr(destination) for destination in self.destinations)
@@ -299,7 +303,7 @@ class Pipeline:
         rate_limit, sample = self._storm_options
         self._intake = Intake(
             queue,
-            fields=self.fields,
+            fields=read_process_fields(self.fields),  # pid, hostname: this process's, now
             processors=self.processors,
             redaction=self._redaction,
             storm=StormControl(rate_limit=rate_limit, sample=sample, report=queue.put),
@@ -397,10 +401,17 @@ class Pipeline:
 
     def _uninstall_sink(self) -> None:
         if _state.pipeline is self:
-            _state.install(_state.fallback)
+            if self._failed_on is not None and self._queue is not None:
+                # Said once already: later calls are counted and reported at exit, not each
+                # written to stderr. The thresholds stay: what is counted would have been written.
+                refused = self._queue.statistics().rejected - self._refused_before_failure
+                lost = LostAfterFailure(self._failed_on, refused, release=_fallback_thresholds)
+                _state.install(lost)
+            else:
+                _state.install(_state.fallback)
+                _fallback_thresholds()
             _state.pipeline = None
             _state.redaction = _state.process_redaction
-            _logger.configure(0, {})
 
     @keyboard_interrupt_safe
     def _finish(self) -> None:
@@ -464,6 +475,8 @@ class Pipeline:
         self._state = "failed"
         assert self._queue is not None
         self._queue.close()  # later calls are refused and counted, never buffered
+        self._failed_on = failed.name
+        self._refused_before_failure = self._queue.statistics().rejected
         for writer in self._writers:
             writer.abandon()
         self._queue.discard()
@@ -643,6 +656,11 @@ def _forget_pipeline_in_child() -> None:
     _state.pipeline = None
     _logger.configure(0, {})
     pipeline._forked()
+
+
+def _fallback_thresholds() -> None:
+    """With no pipeline, every call goes on to logging, whose levels decide."""
+    _logger.configure(0, {})
 
 
 def _empty_statistics(state: WriterState) -> Statistics:

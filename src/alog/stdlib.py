@@ -8,7 +8,9 @@ record costs what an alog call costs: it is queued, never written, on the callin
 Records that alog itself forwarded to :mod:`logging` (no pipeline running) carry the
 ``_alog_fallback`` mark and are never sent back, so there is no loop; while no pipeline runs,
 the handler writes records as JSON lines to stderr instead, so nothing disappears before
-``alog.run`` starts or after it ends.
+``alog.run`` starts or after it ends. Records go wherever alog's own calls go otherwise:
+into ``alog.testing.capture_logs()``, and after a pipeline failed, into the count of events
+lost (reported once, at exit), never one stderr line each.
 """
 
 from __future__ import annotations
@@ -47,7 +49,8 @@ _RECORD_ATTRIBUTES: Final = frozenset(
 class AlogHandler(logging.Handler):
     """A :class:`logging.Handler` that turns each record into an alog event.
 
-    With a pipeline running, events go to its queue (subject to its level); otherwise, and for
+    Records go where alog's own calls go: a running pipeline's queue (subject to its level),
+    ``capture_logs()``, or the count of events lost after a failure. With no pipeline, and for
     records alog forwarded to :mod:`logging` itself, they are written to stderr as JSON lines
     (if ``fallback_to_stderr``), because sending them to alog would send them straight back.
     """
@@ -63,7 +66,7 @@ class AlogHandler(logging.Handler):
         """Queue the record as an event; never raises, never blocks while a pipeline runs."""
         try:
             levelno = record.levelno
-            if getattr(record, FALLBACK_MARK, False) or _state.pipeline is None:
+            if getattr(record, FALLBACK_MARK, False) or _state.sink is _state.fallback:
                 if self.fallback_to_stderr:
                     self._to_stderr(record)
                 return
@@ -158,6 +161,25 @@ class Bridge:
         self.uninstall()
 
 
+_HANDED_ON: Final = frozenset({"gunicorn.error", "gunicorn.access"})
+"""Loggers whose handler list a server hands on to others later: given alog's handler.
+
+gunicorn builds each UvicornWorker in the master, after an app imported by ``--preload``
+installed the bridge, and gives uvicorn.error gunicorn.error's list with ``propagate=False``
+(uvicorn.access, gunicorn.access's): an emptied list would silence them.
+"""
+
+
+def _through_alog(logger: logging.Logger) -> bool:
+    """Does ``logger`` write through alog alone already (``alog.integrations.gunicorn``)?
+
+    Such a logger is left as it is: its list may be handed on later (gunicorn builds each
+    UvicornWorker after the app was imported by ``--preload``, and gives uvicorn.error
+    gunicorn.error's list then), so emptying it would silence whoever receives it.
+    """
+    return not logger.propagate and all(isinstance(h, AlogHandler) for h in logger.handlers)
+
+
 def install(
     *,
     level: int | str | None = logging.INFO,
@@ -170,7 +192,9 @@ def install(
     One :class:`AlogHandler` goes on the root logger. With ``replace_handlers`` (the default),
     the root's other handlers are removed, and so are those of every named logger that has its
     own (uvicorn's, for instance), which are made to propagate to the root instead: then each
-    record is written once, by alog. Loggers named in ``keep`` are left alone. ``level`` sets
+    record is written once, by alog (gunicorn's two loggers, whose lists gunicorn hands on
+    to uvicorn's, get the root's handler instead). Loggers named in ``keep`` are left alone,
+    and so are loggers that write through an :class:`AlogHandler` of their own only. ``level`` sets
     the root logger's level (``None`` leaves it); alog's own level applies on top.
     """
     handler = AlogHandler(fallback_to_stderr=fallback_to_stderr)
@@ -178,11 +202,24 @@ def install(
     root = logging.getLogger()
     kept = set(keep)
     if replace_handlers:
+        # Every logger's handlers are read before any is changed: loggers may share one list
+        # object (gunicorn's UvicornWorker gives uvicorn.error gunicorn.error's), and emptying
+        # one must not make the other look like a logger without handlers of its own.
+        replaced = [
+            (logger, list(logger.handlers), logger.propagate)
+            for name, logger in list(logging.root.manager.loggerDict.items())
+            if isinstance(logger, logging.Logger)
+            and logger.handlers
+            and name not in kept
+            and not _through_alog(logger)
+        ]
         bridge._saved.append((root, list(root.handlers), root.propagate))
+        bridge._saved.extend(replaced)
         root.handlers[:] = []
-        for name, logger in list(logging.root.manager.loggerDict.items()):
-            if isinstance(logger, logging.Logger) and logger.handlers and name not in kept:
-                bridge._saved.append((logger, list(logger.handlers), logger.propagate))
+        for logger, _, _ in replaced:
+            if logger.name in _HANDED_ON:
+                logger.handlers[:] = [handler]  # the root's; propagate stays as it was
+            else:
                 logger.handlers[:] = []
                 logger.propagate = True
     root.addHandler(handler)
