@@ -6,10 +6,11 @@
 
 The app (``benchmarks/service_app.py``) is one FastAPI endpoint under uvicorn: every request
 logs two events of four fields and one access line. ``benchmarks/service_load.py`` sends the
-requests over keep-alive connections. The figure is the server's CPU time per request
-(``utime + stime`` of the server process from ``/proc/<pid>/stat``, all its threads),
-from after a warm-up until every line the requests logged has reached its destination, and
-what each logger adds to it over the same server with no logging at all. Every line is then
+requests over keep-alive connections. The figure is the server's CPU time per request (all
+its threads: ``/proc/<pid>/task/*/schedstat``, or the process's ``utime + stime`` when a
+thread ended in between), from after a warm-up until every line the requests logged has
+reached its destination, and what each logger adds to it over the same server with no
+logging at all. Every line is then
 checked: valid JSON, and exactly the three lines of each request (by its ``X-Request-ID``).
 
 Writes a Markdown report to stdout and the results as JSON to
