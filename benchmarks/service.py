@@ -625,7 +625,7 @@ def report(out: dict[str, Any]) -> str:
             vs = med.get("extra_vs_structlog")
             lines.append(
                 f"| {name} | {shown} | {med['cpu_us_per_request']:,.0f} us | "
-                f"{'-' if name == 'none' else _f(extra, '+,.0f') + ' us'} | "
+                f"{'-' if name == 'none' or extra is None else f'{extra:+,.0f} us'} | "
                 f"{_f(vs, '.2f') + 'x' if vs is not None else '-'} | "
                 f"{med['requests_per_s']:,.0f} | {_f(med['latency_ms_p99'], '.1f')} ms | "
                 f"{_f(med['peak_rss'] / 1e6)} MB | yes |"
