@@ -23,9 +23,12 @@ import logging
 import logging.handlers
 import os
 import queue
+import shutil
+import subprocess
 import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 MSG = "request handled"
@@ -52,11 +55,25 @@ class Contender:
     burst_seq: BurstSeq
     # The disabled-call scenario's second variant, for kwargs-style APIs: one field only.
     burst_one_field: Burst | None = None
+    # A contender that is not Python runs this command instead of worker.py (throughput only).
+    external: bool = False
 
     @classmethod
     def missing(cls) -> list[str]:
         """The required modules that are not importable in this environment."""
         return [m for m in cls.requires if importlib.util.find_spec(m) is None]
+
+    @classmethod
+    def unavailable(cls) -> str | None:
+        """Why this contender cannot run here (installing what it can first), or None."""
+        if missing := cls.missing():
+            return f"not installed: {', '.join(missing)}"
+        return None
+
+    @classmethod
+    def command(cls, events: int, path: str, result: str) -> list[str]:
+        """The throughput command of an ``external`` contender."""
+        raise NotImplementedError
 
     def load(self) -> None:
         """Import what the contender needs (outside the measured region)."""
@@ -517,6 +534,69 @@ class Picologging(Contender):
         return {}
 
 
+# --- pino (Node.js) ---------------------------------------------------------------------------
+
+NODE_DIR = Path(__file__).resolve().parent / "node"
+NPM_INSTALL = ("npm", "ci", "--prefix", str(NODE_DIR), "--no-audit", "--no-fund")
+
+
+def node_ready() -> str | None:
+    """Why pino cannot run here, or None; runs ``npm ci`` once if node_modules is missing.
+
+    Locked, so that parallel runs (the smoke tests under xdist) install it only once.
+    """
+    if shutil.which("node") is None:
+        return "node is not on PATH"
+    if (NODE_DIR / "node_modules" / "pino" / "package.json").exists():
+        return None
+    if shutil.which("npm") is None:
+        return "npm is not on PATH (needed once: npm ci --prefix benchmarks/node)"
+    import fcntl
+
+    with (NODE_DIR / ".install.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if (NODE_DIR / "node_modules" / "pino" / "package.json").exists():
+            return None
+        print("installing pino: " + " ".join(NPM_INSTALL), file=sys.stderr, flush=True)
+        try:
+            proc = subprocess.run(NPM_INSTALL, capture_output=True, text=True, timeout=300)
+        except subprocess.TimeoutExpired:
+            return "npm ci --prefix benchmarks/node timed out"
+        if proc.returncode != 0:
+            tail = " | ".join(proc.stderr.strip().splitlines()[-3:])
+            return f"npm ci --prefix benchmarks/node failed: {tail}"
+    return None
+
+
+class Pino(Contender):
+    name = "pino"
+    description = (
+        "pino 10 (Node.js) pino.transport({target: 'pino/file'}): the file written by a worker "
+        "thread; benchmarks/node/bench.js"
+    )
+    external = True
+    has_disabled = False
+    mode = "transport"
+
+    @classmethod
+    def unavailable(cls) -> str | None:
+        return node_ready()
+
+    @classmethod
+    def command(cls, events: int, path: str, result: str) -> list[str]:
+        node = shutil.which("node") or "node"
+        return [
+            node, str(NODE_DIR / "bench.js"), "--mode", cls.mode, "--events", str(events),
+            "--path", path, "--result", result,
+        ]  # fmt: skip
+
+
+class PinoDestination(Pino):
+    name = "pino-destination"
+    description = "pino 10 (Node.js) pino.destination({sync: false}): sonic-boom on the main thread"
+    mode = "destination"
+
+
 # --- the baseline of the stall scenario -------------------------------------------------------
 
 
@@ -561,6 +641,8 @@ CONTENDERS: dict[str, type[Contender]] = {
         Loguru,
         LoguruEnqueue,
         Aiologger,
+        Pino,
+        PinoDestination,
         Baseline,
     )
 }

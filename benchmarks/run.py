@@ -3,10 +3,12 @@
     .venv-bench/bin/python benchmarks/run.py                  # the full run (about 8 minutes)
     .venv-bench/bin/python benchmarks/run.py --quick          # a quick look (about a minute)
     .venv-bench/bin/python benchmarks/run.py --loggers alog,floor,structlog --no-stall
+    .venv-bench/bin/python benchmarks/run.py --scenario service --quick   # benchmarks/service.py
 
 Writes a Markdown report to stdout and the full results as JSON to benchmarks/results/
 (``--json`` to choose the file); ``benchmarks/charts.py`` draws the charts from that file.
-Loggers whose package is not installed are reported as unavailable, not failed.
+Loggers whose package is not installed are reported as unavailable, not failed. pino runs
+when node is on PATH (``npm ci --prefix benchmarks/node`` is run once if needed).
 See docs/performance.md for what is measured and how.
 """
 
@@ -101,7 +103,12 @@ def check_event(obj: Any) -> str | None:
             return f"field {key}={value!r} missing"
     if not any(k in _MSG_KEYS and v == MSG for k, v in pairs):
         return "message missing"
-    if not any(k in _LEVEL_KEYS and isinstance(v, str) and v.lower() == "info" for k, v in pairs):
+    # pino writes the level as a number: 30 is info.
+    if not any(
+        k in _LEVEL_KEYS
+        and ((isinstance(v, str) and v.lower() == "info") or (k, v) == ("level", 30))
+        for k, v in pairs
+    ):
         return "level missing"
     if not any(k in _TIME_KEYS and v for k, v in pairs):
         return "time missing"
@@ -137,8 +144,10 @@ def verify_file(path: Path, events: int) -> dict[str, Any]:
 # --- running workers ------------------------------------------------------------------------------
 
 
-def _worker(args: list[str], result: Path, timeout: float) -> dict[str, Any]:
-    cmd = [sys.executable, str(WORKER), *args, "--result", str(result)]
+def _worker(
+    args: list[str], result: Path, timeout: float, cmd: list[str] | None = None
+) -> dict[str, Any]:
+    cmd = cmd or [sys.executable, str(WORKER), *args, "--result", str(result)]
     try:
         proc = subprocess.run(cmd, capture_output=True, timeout=timeout, check=False)
     except subprocess.TimeoutExpired:
@@ -155,10 +164,13 @@ def _worker(args: list[str], result: Path, timeout: float) -> dict[str, Any]:
 
 def run_throughput(name: str, events: int, tmp: Path) -> dict[str, Any]:
     path = tmp / f"{name}.log"
+    result = tmp / f"{name}.json"
+    cls = CONTENDERS[name]
     data = _worker(
         ["throughput", "--logger", name, "--events", str(events), "--path", str(path)],
-        tmp / f"{name}.json",
+        result,
         timeout=60 + events * 0.003,
+        cmd=cls.command(events, str(path), str(result)) if cls.external else None,
     )
     if "error" not in data:
         data["check"] = verify_file(path, events)
@@ -334,6 +346,10 @@ def machine_info() -> dict[str, Any]:
             versions[pkg] = importlib.metadata.version(pkg)
         except importlib.metadata.PackageNotFoundError:
             versions[pkg] = None
+    versions["node"] = None
+    with contextlib.suppress(OSError, subprocess.SubprocessError):
+        node = subprocess.run(["node", "--version"], capture_output=True, text=True, timeout=10)
+        versions["node"] = node.stdout.strip() or None
     commit = None
     with contextlib.suppress(OSError, subprocess.CalledProcessError):
         commit = subprocess.run(
@@ -355,6 +371,11 @@ def machine_info() -> dict[str, Any]:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument(
+        "--scenario", choices=("micro", "service"), default="micro",
+        help="micro: this harness; service: benchmarks/service.py with the other options "
+        "(see its --help)",
+    )  # fmt: skip
     p.add_argument("--quick", action="store_true", help="fewer events, one round, a 2 s stall")
     p.add_argument("--events", type=int, help="events per throughput run (200,000)")
     p.add_argument("--rounds", type=int, help="rounds; each logger runs once per round (3)")
@@ -384,6 +405,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
+    scenario = argparse.ArgumentParser(add_help=False)
+    scenario.add_argument("--scenario", choices=("micro", "service"), default="micro")
+    known, rest = scenario.parse_known_args(sys.argv[1:] if argv is None else argv)
+    if known.scenario == "service":
+        import service
+
+        return service.main(rest)
     args = parse_args(argv)
     if args.report:
         print(report(json.loads(args.report.read_text())))
@@ -405,9 +433,9 @@ def main(argv: list[str] | None = None) -> int:
     for name in names:
         cls = CONTENDERS[name]
         entry: dict[str, Any] = {"description": cls.description, "rounds": [], "disabled": []}
-        if missing := cls.missing():
+        if reason := cls.unavailable():
             entry["status"] = "unavailable"
-            entry["reason"] = f"not installed: {', '.join(missing)}"
+            entry["reason"] = reason
         else:
             runnable.append(name)
         results[name] = entry
@@ -545,6 +573,10 @@ def _f(value: float | None, fmt: str = ",.0f") -> str:
     return "-" if value is None else format(value, fmt)
 
 
+def _us(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f} us"
+
+
 def report(out: dict[str, Any]) -> str:
     m = out["machine"]
     cfg = out["config"]
@@ -584,7 +616,7 @@ def report(out: dict[str, Any]) -> str:
             lines.append(
                 f"| {name}{rounds} | {_f(med['loop_ns_per_call'])} | "
                 f"{_f(med['cpu_us_per_event'], '.2f')} us | "
-                f"{_f(med.get('loop_thread_cpu_us_per_event'), '.2f')} us | "
+                f"{_us(med.get('loop_thread_cpu_us_per_event'))} | "
                 f"{_f(med.get('cpu_vs_alog'), '.2f')}x | "
                 f"{_f(med['events_per_s'] / 1e3, ',.0f')} k | {_f(med['peak_rss'] / 1e6)} MB | "
                 f"yes | {disabled} |"

@@ -1,24 +1,48 @@
 """The benchmark harness runs end to end on a tiny workload, so that it cannot rot.
 
 Peers that are not installed here (they live in the ``bench`` extra) must be reported as
-unavailable; everything that can run, runs.
+unavailable; everything that can run, runs. pino runs when node is on PATH; the service
+benchmark runs real uvicorn servers (FastAPI and uvicorn are in the ``test`` extra).
 """
 
 from __future__ import annotations
 
 import importlib.util
 import json
+import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 RUN = ROOT / "benchmarks" / "run.py"
+SERVICE = ROOT / "benchmarks" / "service.py"
 # Need nothing beyond alog's own dependencies and the standard library.
 ALWAYS = ("alog", "floor", "stdlib", "stdlib-queue")
+# Every Python contender (pino has tests of its own below).
+PYTHON = (
+    "alog,floor,structlog,picologging,stdlib,stdlib-queue,stdlib-queue-10k,loguru,"
+    "loguru-enqueue,aiologger,baseline"
+)
+
+
+def _load(path: Path) -> ModuleType:
+    """A benchmarks/ module, imported from its file (benchmarks/ is not a package)."""
+    sys.path.insert(0, str(path.parent))
+    try:
+        spec = importlib.util.spec_from_file_location(f"_bench_{path.stem}", path)
+        assert spec is not None
+        assert spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(str(path.parent))
+    return module
 
 
 @pytest.fixture(name="run", scope="module")
@@ -36,6 +60,7 @@ def fixture_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any
             "--stall-seconds=0.4",
             "--recovery-seconds=0.2",
             "--grace-seconds=0.1",
+            f"--loggers={PYTHON}",
             f"--json={results}",
             f"--tmpdir={tmp}",
         ],
@@ -105,3 +130,219 @@ def test_markdown_report_names_the_machine_and_the_command(
     assert data["machine"]["python"] in report
     assert "| alog |" in report
     assert "## Stall" in report
+
+
+def test_every_python_contender_is_in_the_smoke_run() -> None:
+    """A contender added to contenders.py but not to this run would go untested."""
+    contenders = _load(ROOT / "benchmarks" / "contenders.py")
+    python = {n for n, c in contenders.CONTENDERS.items() if not c.external}
+    assert python == set(PYTHON.split(","))
+
+
+# --- pino -------------------------------------------------------------------------------------
+
+
+def test_pino_writes_every_event_correctly(tmp_path: Path) -> None:
+    """pino runs in both modes when node is here, and its file passes the same check."""
+    if shutil.which("node") is None:
+        pytest.skip("node is not on PATH: pino is an optional contender (.ci/run installs no node)")
+    results = tmp_path / "results.json"
+    proc = subprocess.run(
+        [
+            sys.executable, str(RUN), "--loggers=pino,pino-destination", "--events=2000",
+            "--rounds=1", "--no-stall", f"--json={results}", f"--tmpdir={tmp_path}",
+        ],
+        capture_output=True, text=True, timeout=120, check=False, cwd=ROOT,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    contenders = json.loads(results.read_text())["contenders"]
+    reason = contenders["pino"].get("reason", "")
+    if (
+        contenders["pino"]["status"] == "unavailable"
+        and "npm ci" in reason
+        and not os.environ.get("CI")
+    ):
+        pytest.skip(f"pino could not be installed here: {reason}")
+    for name in ("pino", "pino-destination"):
+        entry = contenders[name]
+        assert entry["status"] == "ok", (name, entry.get("reason"), entry.get("problems"))
+        assert entry["rounds"][0]["check"]["lines"] == 2000
+        assert entry["rounds"][0]["stats"]["mode"] == (
+            "transport" if name == "pino" else "destination"
+        )
+        assert entry["median"]["cpu_us_per_event"] > 0
+    assert "| pino |" in proc.stdout
+
+
+def test_pino_is_unavailable_without_node(tmp_path: Path) -> None:
+    """Without node on PATH, pino is reported unavailable with the reason, and the run goes on."""
+    results = tmp_path / "results.json"
+    bare = tmp_path / "bin"
+    bare.mkdir()
+    (bare / "python").symlink_to(sys.executable)
+    proc = subprocess.run(
+        [
+            sys.executable, str(RUN), "--loggers=pino,floor", "--events=500", "--rounds=1",
+            "--no-stall", "--disabled-calls=5000", f"--json={results}", f"--tmpdir={tmp_path}",
+        ],
+        capture_output=True, text=True, timeout=60, check=False, cwd=ROOT,
+        env={**os.environ, "PATH": str(bare)},
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    contenders = json.loads(results.read_text())["contenders"]
+    assert contenders["pino"] == {
+        "description": contenders["pino"]["description"],
+        "rounds": [],
+        "disabled": [],
+        "status": "unavailable",
+        "reason": "node is not on PATH",
+    }
+    assert contenders["floor"]["status"] == "ok"
+    assert "| pino | - | - | - | - | - | - | unavailable: node is not on PATH | - |" in proc.stdout
+
+
+# --- the service benchmark --------------------------------------------------------------------
+
+
+def _service(tmp: Path, *args: str) -> tuple[dict[str, Any], str]:
+    results = tmp / "service.json"
+    proc = subprocess.run(
+        [
+            sys.executable, str(RUN), "--scenario=service", "--requests=100", "--warmup=10",
+            "--rounds=1", "--concurrency=8", f"--json={results}", f"--tmpdir={tmp}", *args,
+        ],
+        capture_output=True, text=True, timeout=60, check=False, cwd=ROOT,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    data: dict[str, Any] = json.loads(results.read_text())
+    return data, proc.stdout
+
+
+# Each run is one test (a module fixture would run once per xdist worker that needs it).
+
+
+def test_service_alog_delivers_every_line_to_stdout_and_reports_the_middleware_cost(
+    tmp_path: Path,
+) -> None:
+    """Each of 110 requests' three lines reached stdout as a file and as a pipe on asyncio;
+    the report gives the filtered middleware's cost over no logging."""
+    data, report = _service(
+        tmp_path,
+        "--loops=asyncio",
+        "--loggers=none,alog,alog-filtered",
+        "--dests=stdout-file,stdout-pipe",
+    )
+    rows = data["rows"]
+    assert set(rows) == {
+        "asyncio/none/stdout-file",
+        "asyncio/alog-filtered/stdout-file",
+        "asyncio/alog/stdout-file",
+        "asyncio/alog/stdout-pipe",
+    }
+    none = rows["asyncio/none/stdout-file"]
+    for key, row in rows.items():
+        assert row["status"] == "ok", (key, row.get("reason"), row.get("problems"))
+        (one,) = row["rounds"]
+        writes = row["logger"] == "alog"
+        assert one["check"] == {
+            "lines": 330 if writes else 0, "correct": True, "problems": [], "sample": None
+        }, key  # fmt: skip
+        assert one["statuses"] == {"200": 100}
+        assert one["cpu_us_per_request"] > 0
+        assert row["median"]["extra_us"] == pytest.approx(
+            one["cpu_us_per_request"] - none["median"]["cpu_us_per_request"]
+        )
+    assert (
+        data["targets"]["asyncio/middleware_us"]
+        == (rows["asyncio/alog-filtered/stdout-file"]["median"]["extra_us"])
+    )
+    assert "alog's middleware and calls, every call filtered by level" in report
+    assert data["command"] in report
+
+
+def test_service_alog_delivers_every_line_to_a_file_and_over_tcp(tmp_path: Path) -> None:
+    """alog.File and alog.TCP (to the harness's 127.0.0.1 receiver) get every line too."""
+    data, report = _service(tmp_path, "--loops=asyncio", "--loggers=alog", "--dests=file,tcp")
+    assert set(data["rows"]) == {"asyncio/alog/file", "asyncio/alog/tcp"}
+    for key, row in data["rows"].items():
+        assert row["status"] == "ok", (key, row.get("reason"), row.get("problems"))
+        assert row["rounds"][0]["check"]["lines"] == 330, key
+    assert "| alog | alog.TCP -> 127.0.0.1 receiver |" in report
+
+
+def _peers_delivered(data: dict[str, Any], expected_rows: set[str]) -> None:
+    """Every row ran and checked out, except peers whose package is not installed here."""
+    assert set(data["rows"]) == expected_rows
+    for key, row in data["rows"].items():
+        if row["status"] == "unavailable":
+            missing = row["reason"].removeprefix("not installed: ").split(", ")
+            assert all(importlib.util.find_spec(m) is None for m in missing), key
+            continue
+        assert row["status"] == "ok", (key, row.get("reason"), row.get("problems"))
+        lines = 0 if row["logger"] == "none" else 330
+        assert row["rounds"][0]["check"]["lines"] == lines, key
+
+
+def test_service_peers_deliver_every_line_to_a_pipe_and_alog_is_compared_with_structlog(
+    tmp_path: Path,
+) -> None:
+    """On uvloop, every installed peer wrote each request's three lines to a stdout pipe, and
+    the report gives alog's extra CPU as a ratio of structlog's."""
+    loggers = ("none", "alog", "structlog", "stdlib", "loguru")
+    data, report = _service(
+        tmp_path, "--loops=uvloop", f"--loggers={','.join(loggers)}", "--dests=stdout-pipe"
+    )
+    _peers_delivered(
+        data,
+        {"uvloop/none/stdout-file"} | {f"uvloop/{n}/stdout-pipe" for n in loggers[1:]},
+    )
+    assert data["rows"]["uvloop/stdlib/stdout-pipe"]["status"] == "ok"
+    if importlib.util.find_spec("structlog") is None:  # the bench extra is not installed
+        assert data["rows"]["uvloop/structlog/stdout-pipe"]["status"] == "unavailable"
+        return
+    goal = data["targets"]["uvloop/stdout-pipe"]
+    if "ratio" not in goal:  # 100 requests: structlog's extra can be within the noise
+        assert goal["structlog"] == "no extra CPU measured", goal
+        return
+    assert goal["ratio"] >= 0, goal
+    assert isinstance(goal["ok"], bool), goal
+    assert "alog's extra CPU per request" in report
+
+
+def test_service_peers_deliver_every_line_to_their_own_file_writers(tmp_path: Path) -> None:
+    """structlog's BytesLogger on a file, logging's FileHandler and loguru's file sink."""
+    loggers = ("structlog", "stdlib", "loguru")
+    data, _ = _service(
+        tmp_path, "--loops=asyncio", f"--loggers={','.join(loggers)}", "--dests=file"
+    )
+    _peers_delivered(data, {f"asyncio/{n}/file" for n in loggers})
+
+
+def test_service_check_finds_missing_duplicate_and_invalid_lines(tmp_path: Path) -> None:
+    """The line check must fail a run that lost, repeated or mangled a line."""
+    service = _load(SERVICE)
+    good = [
+        json.dumps({"msg": m, "request_id": f"bench-{n}", "level": "info"})
+        for n in range(3)
+        for m in ("item requested", "item loaded", "request")
+    ]
+    path = tmp_path / "out.log"
+    path.write_text("\n".join(good) + "\n")
+    assert service.verify(path, 3)["correct"]
+    # loguru nests its fields: {"record": {"extra": {...}, "message": ...}}.
+    nested = [
+        json.dumps({"text": m, "record": {"message": m, "extra": {"request_id": "bench-0"}}})
+        for m in ("item requested", "item loaded", "request")
+    ]
+    path.write_text("\n".join(nested) + "\n")
+    assert service.verify(path, 1)["correct"]
+    for lines, problem in (
+        (good[:-1], "1 requests without their three lines"),
+        ([*good, good[0]], "1 duplicate lines"),
+        ([*good[:-1], good[-1][:-5]], "1 lines: invalid JSON"),
+        ([*good, json.dumps({"msg": "other"})], "1 lines: not a request's event"),
+    ):
+        path.write_text("\n".join(lines) + "\n")
+        result = service.verify(path, 3)
+        assert not result["correct"]
+        assert problem in result["problems"], result
