@@ -16,9 +16,6 @@ from aiohttp import web
 import alog
 from alog.integrations import aiohttp as alog_aiohttp
 
-# To be alog_aiohttp.run_app once alog.integrations.aiohttp re-exports it.
-from alog.integrations._aiohttp_run import run_app
-
 log = alog.get_logger(__name__)
 
 ITEMS = {1: "hammer", 2: "saw"}
@@ -59,7 +56,7 @@ def make_app() -> web.Application:
 def main() -> None:
     # No banner and no aiohttp access log: "Running on ..." is an alog event, and alog's
     # middleware writes the access lines.
-    run_app(make_app(), host="127.0.0.1", port=int(os.environ.get("PORT", "8080")))
+    alog_aiohttp.run_app(make_app(), host="127.0.0.1", port=int(os.environ.get("PORT", "8080")))
 
 
 if __name__ == "__main__":

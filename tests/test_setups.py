@@ -311,7 +311,7 @@ def test_run_app_refuses_print() -> None:
     """run_app logs the banner itself; printing it is aiohttp's run_app's job."""
     from aiohttp import web
 
-    from alog.integrations._aiohttp_run import run_app
+    from alog.integrations.aiohttp import run_app
 
     with pytest.raises(TypeError, match="logs the banner itself"):
         run_app(web.Application(), print=print)

@@ -30,6 +30,8 @@ async def service(stream: anyio.abc.ByteSendStream) -> None:
         await pipeline.aflush(timeout=1.0)
     async with alog.run(stream):  # any anyio byte stream is a destination
         pass
+    async with alog.run(fields={"service": "api", **alog.process_fields("pid", "hostname")}):
+        pass
     try:
         async with alog.run(alog.Stdout(), write_timeout=10.0):
             pass

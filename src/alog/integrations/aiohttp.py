@@ -29,6 +29,7 @@ from .._logger import Logger
 from .._pipeline import Pipeline
 from .._records import Statistics
 from .._traceparent import request_parent
+from ._aiohttp_run import run_app as run_app
 from ._lifecycle import (
     DEFAULT_EXIT_TIMEOUT,
     AppPipeline,
@@ -55,6 +56,7 @@ __all__ = [
     "AppLogging",
     "RequestLogMiddleware",
     "RequestPredicate",
+    "run_app",
     "setup",
 ]
 
