@@ -74,3 +74,21 @@ def test_set_level_checks_its_arguments() -> None:
         pipeline.set_level("info", logger="")
     with pytest.raises(TypeError, match="loggers="):
         alog.run(loggers={3: "info"})  # type: ignore[dict-item]
+
+
+async def test_a_disabled_call_takes_every_argument_an_enabled_one_takes(tmp_path: Path) -> None:
+    """Below its threshold a level method is a bare no-op (no keyword-only parameter to
+    match, the cheapest call): it still accepts exc_info= and any fields, and writes nothing."""
+    path = tmp_path / "out.log"
+    log = alog.get_logger("quiet")
+    async with alog.run(alog.File(path), level="info", loggers={"quiet": "error"}):
+        try:
+            raise ValueError("boom")
+        except ValueError:
+            log.info("not made", exc_info=True, status=200)
+            log.exception("made")
+        log.warning("not made", exc_info=ValueError("x"))
+        log.debug("not made")
+        with pytest.raises(TypeError):
+            log.info()  # type: ignore[call-arg]  # as an enabled method: a message is required
+    assert [e["msg"] for e in read_events(path)] == ["made"]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -566,6 +567,67 @@ def test_a_read_takes_at_most_the_readers_share_and_the_next_goes_on_from_there(
     rest = read(queue, 0)
     assert first.seqs + rest.seqs == list(range(70))
     assert rest.gap(first.upto) == 0
+
+
+def test_a_read_ahead_counts_what_is_in_flight_against_the_read_limits() -> None:
+    """A writer that reads again before it is done (a file's, keeping its thread busy) never
+    holds more in flight than one read would: the rest stays evictable."""
+    queue = make_queue(max_events=80)  # chunks of 10 events, a read takes at most 20
+    put_all(queue, "loop", [event(i) for i in range(60)])
+    first, upto = queue.read(0, ahead=True)
+    assert sum(chunk.events for chunk in first) == 20
+    assert queue.read(0, ahead=True) == ([], upto), "in flight already fills the limits"
+    queue.done(0, first[0].end)  # the first chunk is written: room for one more
+    more, upto = queue.read(0, ahead=True)
+    assert [chunk.start for chunk in more] == [20]
+    assert upto == 30
+    plain, upto = queue.read(0)  # counts nothing in flight: a whole read's worth
+    assert [chunk.start for chunk in plain] == [30, 40]
+    assert upto == 50
+
+
+class NestedStatistics(EventQueue):
+    """Calls statistics() from inside statistics(), as a signal handler's flush can."""
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        self.nested_seconds: float | None = None
+
+    def _read_statistics(self) -> Any:
+        if self.nested_seconds is None:
+            self.nested_seconds = 0.0
+            started = time.monotonic()
+            self.statistics()
+            self.nested_seconds = time.monotonic() - started
+        return super()._read_statistics()
+
+
+@pytest.mark.parametrize("side", SIDES)
+def test_statistics_nested_in_statistics_never_waits_for_its_own_lock(side: Side) -> None:
+    """A timer's handler that reads the numbers while its thread already reads them must not
+    wait for the lock that thread holds: waiting, tick after tick, nested until RecursionError."""
+    wakes = Wakes()
+    queue = NestedStatistics(
+        max_events=100,
+        max_bytes=1 << 20,
+        max_event_bytes=4096,
+        overflow="drop_newest",
+        readers=1,
+        track_levels=False,
+        loop_thread=threading.get_ident(),
+        wake=wakes.wake,
+        wake_threadsafe=wakes.wake_threadsafe,
+    )
+    put_all(queue, "loop", [event(i) for i in range(3)])
+    if side == "loop":
+        stats = queue.statistics()
+    else:
+        got = []
+        in_thread(lambda: got.append(queue.statistics()))
+        (stats,) = got
+    assert stats.held == 3
+    assert queue.nested_seconds is not None
+    assert queue.nested_seconds < 0.04, "the nested read waited for the lock"
 
 
 @pytest.mark.parametrize("readers", [2, 3])

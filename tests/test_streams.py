@@ -17,6 +17,7 @@ from pathlib import Path
 import anyio
 import pytest
 
+from alog._backend import Loop
 from alog._destinations.base import FdStream
 from alog._destinations.nonblocking import NonBlockingFdStream
 from alog._destinations.threaded import ThreadedFdStream
@@ -362,6 +363,90 @@ async def test_threaded_a_socket_nobody_reads_is_a_timeout_after_stall_timeout()
                 await anyio.sleep(0.01)
         await stream.aclose()
     assert isinstance(stream.error, OSError)
+
+
+class CountingThreadedFdStream(ThreadedFdStream):
+    """The real stream, counting the times its thread wakes the loop."""
+
+    def __init__(self, fd: int, description: str, *, stall_timeout: float) -> None:
+        self.loop_wakes = 0
+        super().__init__(fd, description, stall_timeout=stall_timeout)
+
+    def _notify_loop(self) -> None:
+        self.loop_wakes += 1
+        super()._notify_loop()
+
+
+async def test_threaded_batches_handed_over_ahead_are_written_and_never_wake_the_loop(
+    tmp_path: Path,
+) -> None:
+    """A writer that hands over batches while the thread writes (wait_progress) costs no
+    hand-off back to the loop: only wait_sent has the thread wake the loop."""
+    path = tmp_path / "out.log"
+    stream = CountingThreadedFdStream(open_for_append(path), str(path), stall_timeout=5.0)
+    woken = Loop().new_wakeup()
+    expected = bytearray()
+    async with closing(stream):
+        for i in range(50):
+            batch = lines(20, 60 + i)
+            expected += batch
+            stream.submit(batch)
+            await stream.wait_progress(stream.submitted, woken)
+        with anyio.fail_after(10):
+            while stream.done < stream.submitted:
+                await stream.wait_progress(stream.submitted, woken)
+        assert stream.loop_wakes == 0
+        await stream.send(b"last\n")  # wait_sent: the thread may wake the loop for it
+        expected += b"last\n"
+    assert path.read_bytes() == bytes(expected)
+
+
+async def test_threaded_wait_progress_returns_at_once_when_woken() -> None:
+    """New events for the writer (its wake-up set) end the wait, whatever the thread does."""
+    ours, theirs = socket.socketpair()
+    ours.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+    theirs.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    ours.settimeout(None)
+    stream = ThreadedFdStream(ours.detach(), "socket", stall_timeout=5.0)
+    woken = Loop().new_wakeup()
+    try:
+        stream.submit(lines(1_000, 800))  # stuck: nobody reads
+        woken.set()
+        started = time.monotonic()
+        await stream.wait_progress(stream.submitted, woken)
+        assert time.monotonic() - started < 0.5
+        assert stream.done < stream.submitted
+    finally:
+        theirs.close()
+        with anyio.fail_after(5):
+            while stream.error is None:  # noqa: ASYNC110 - set by the stream's thread
+                await anyio.sleep(0.01)
+        await stream.aclose()
+
+
+async def test_threaded_wait_progress_raises_a_stall_after_stall_timeout() -> None:
+    """Waiting ahead keeps the stall deadline: a write stuck in the kernel fails on time."""
+    ours, theirs = socket.socketpair()
+    ours.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+    theirs.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    ours.settimeout(None)
+    stall_timeout = 0.3
+    stream = ThreadedFdStream(ours.detach(), "socket", stall_timeout=stall_timeout)
+    woken = Loop().new_wakeup()
+    try:
+        started = time.monotonic()
+        stream.submit(lines(10_000, 800))
+        with pytest.raises(TimeoutError, match="no progress"):
+            with anyio.fail_after(stall_timeout + 5):
+                while True:
+                    await stream.wait_progress(stream.submitted, woken)
+        assert stall_timeout <= time.monotonic() - started < stall_timeout + 1.0
+    finally:
+        theirs.close()
+        with anyio.fail_after(5):
+            while stream.error is None:  # noqa: ASYNC110 - set by the stream's thread
+                await anyio.sleep(0.01)
+        await stream.aclose()
 
 
 @pytest.mark.parametrize("kind", ["nonblocking", "threaded"])

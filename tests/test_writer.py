@@ -342,3 +342,28 @@ async def test_a_busy_loop_does_not_starve_the_files_writer_thread(tmp_path: Pat
     assert during.batches >= 5, f"the writer thread finished {during.batches} batches"
     assert during.peak_queued < 50_000
     assert len(read_events(path)) == 100_000
+
+
+async def test_a_files_writer_batches_events_that_come_while_its_thread_writes(
+    tmp_path: Path,
+) -> None:
+    """At a service's rate (a few events every half millisecond) the writer does not hand
+    each few to the thread: what comes while a batch is in flight waits for the next look
+    (a few ms) and goes as one batch. Every event is written, and a flush is not delayed."""
+    path = tmp_path / "out.log"
+    log = alog.get_logger("app")
+    bursts = 200
+    async with alog.run(alog.File(path)) as pipeline:
+        for burst in range(bursts):
+            for i in range(3):
+                log.info("request handled", burst=burst, i=i)
+            await anyio.sleep(0.0005)
+        started = time.monotonic()
+        assert (await pipeline.aflush(5)).complete
+        flushed_in = time.monotonic() - started
+        stats = pipeline.statistics()
+    assert stats.written == 3 * bursts
+    # One batch per burst before; about one per look (~4 bursts) now, ~2 on a loaded machine.
+    assert stats.batches < 0.8 * bursts, f"{stats.batches} batches for {bursts} bursts"
+    assert flushed_in < 1.0
+    assert len(read_events(path)) == 3 * bursts

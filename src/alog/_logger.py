@@ -106,8 +106,12 @@ class Logger:
             _state.emit(self, levelno, levelname, msg, fields, exc_info)
 
 
-def _disabled(self: Logger, msg: str, /, *, exc_info: object = None, **fields: object) -> None:
-    """Stands in for a level method below the threshold: the cheapest possible call."""
+def _disabled(self: Logger, msg: str, /, **fields: object) -> None:
+    """Stands in for a level method below the threshold: the cheapest possible call.
+
+    ``exc_info`` lands in ``fields`` with the rest: a keyword-only parameter would cost every
+    disabled call a look at each keyword's name (about 50 ns with four fields, measured).
+    """
 
 
 _METHOD_LEVELS: Final = {**_levels.STANDARD, "exception": _levels.ERROR}

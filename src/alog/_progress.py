@@ -26,6 +26,10 @@ class Progress:
             with self.condition:
                 self.condition.notify_all()
 
+    def waited(self) -> bool:
+        """Does a flush wait for the writers now (so they should settle without delay)?"""
+        return bool(self._loop_waiters or self._thread_waiters)
+
     def add_loop_waiter(self, waiter: Wakeup | TrioWakeup) -> None:
         self._loop_waiters.add(waiter)
 

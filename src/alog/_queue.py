@@ -677,19 +677,22 @@ class EventQueue:
 
     # -- the writers' side ------------------------------------------------------------------
 
-    def read(self, reader: int) -> tuple[list[Chunk], int]:
+    def read(self, reader: int, ahead: bool = False) -> tuple[list[Chunk], int]:
         """Loop thread: the chunks ``reader`` has not read, and the sequence number after them.
 
         Everything queued is sealed first. Chunks can have gaps between them (evicted ones);
-        the second value lets the reader count a gap at the end too.
+        the second value lets the reader count a gap at the end too. ``ahead``: the reader
+        reads again before it is done with what it read last (a file's writer keeps its
+        thread busy); what it has in flight then counts against the read's limits, so that
+        it never holds more in flight than one read would.
         """
         with self._section():
             self._seal_open_chunks()
-            chunks, upto = self._unread(reader)
+            chunks, upto = self._unread(reader, ahead=ahead)
             self._set_limits()
             return chunks, upto
 
-    def _unread(self, reader: int) -> tuple[list[Chunk], int]:
+    def _unread(self, reader: int, *, ahead: bool = False) -> tuple[list[Chunk], int]:
         """Under the lock: what ``reader`` reads next, at most its share of bytes in flight.
 
         A stalled destination so holds no more than its share; the rest stays evictable.
@@ -697,11 +700,21 @@ class EventQueue:
         position = self._read_pos[reader]
         chunks: list[Chunk] = []
         size = count = 0
+        if ahead and position > self._done_pos[reader]:
+            done = self._done_pos[reader]
+            for chunk in self._chunks:  # in sequence order
+                if chunk.start >= position:
+                    break
+                if chunk.end > done:
+                    size += len(chunk.data)
+                    count += chunk.events
+            if size >= self._read_limit or count >= self._read_events:
+                return chunks, position
         upto = self._next_seq
         for chunk in self._chunks:
             if chunk.start < position:
                 continue
-            if chunks and (
+            if (chunks or size) and (
                 size + len(chunk.data) > self._read_limit
                 or count + chunk.events > self._read_events
             ):

@@ -129,8 +129,9 @@ class DestinationWriter:
         self._stop_at: int | None = None
         self._position = 0  # every event before it is in flight or settled
         self._settled = 0  # every event before it is settled
-        # In write order: (stream offset at which a batch ends, its events, seq after it, data)
-        self._ledger: deque[tuple[int, int, int, bytes | bytearray]] = deque()
+        # In write order: (stream offset at which a batch ends, its events, seq after it, data,
+        # when it was handed over)
+        self._ledger: deque[tuple[int, int, int, bytes | bytearray, float]] = deque()
         self._submitted = 0  # bytes a stream that does not count them itself has taken
         self._writing_here = False
         self._reopen_wanted = False
@@ -229,8 +230,9 @@ class DestinationWriter:
             # keep out (a section marker: see alog._queue's docstring on re-entrancy).
             self._writing_here = True
             got = False
+            ahead = isinstance(stream, FdStream) and stream.writes_ahead
             try:
-                chunks, upto = queue.read(reader)
+                chunks, upto = queue.read(reader, ahead)  # positional: tests wrap read(*args)
                 got = bool(chunks) or upto > self._position
                 if got:
                     data, events = self._take(chunks, upto)
@@ -241,6 +243,9 @@ class DestinationWriter:
                 await self._deliver(data, events)
                 continue
             if self._ledger and isinstance(stream, FdStream):
+                if ahead:
+                    await self._wait_ahead(stream)
+                    continue
                 await self._send(b"", 0)  # a send cut short by a cancel left bytes pending
                 await anyio.lowlevel.checkpoint()
                 continue
@@ -298,7 +303,7 @@ class DestinationWriter:
         if self._ledger:
             # Behind what is in flight: settles when that does.
             offset = self._ledger[-1][0]
-            self._ledger.append((offset, 0, self._position, b""))
+            self._ledger.append((offset, 0, self._position, b"", 0.0))
         else:
             self._settled = self._position
             self.queue.done(self.reader, self._settled)
@@ -307,33 +312,59 @@ class DestinationWriter:
     async def _send(self, data: bytes | bytearray, events: int) -> None:
         stream = self.stream
         assert stream is not None
-        started = time.monotonic()
         try:
             if isinstance(stream, FdStream):
-                self._ledger.append((stream.submitted + len(data), events, self._position, data))
+                end = stream.submitted + len(data)
+                self._ledger.append((end, events, self._position, data, time.monotonic()))
                 self._writing_here = False  # booked: the stream takes it before any await
+                if stream.writes_ahead and data:
+                    # Taken now, settled as the thread writes it (_wait_ahead): the writer
+                    # goes on reading while the thread writes.
+                    stream.submit(data)
+                    self.batches += 1
+                    return
                 await stream.send(data)  # type: ignore[arg-type]  # bytearray is bytes-like
             else:
                 end = self._submitted + len(data)
-                self._ledger.append((end, events, self._position, data))
+                self._ledger.append((end, events, self._position, data, time.monotonic()))
                 self._writing_here = False
                 await self._send_custom(stream, bytes(data))
                 self._submitted = end  # counted as done only once send returned
         except anyio.get_cancelled_exc_class():
             raise
-        except TimeoutError as error:
-            stall = TimeoutError(f"no progress writing to {self.name} for {self.write_timeout:g} s")
-            stall.__cause__ = error
-            await self._failed(stall)
-            return
         except Exception as error:  # noqa: BLE001 - a destination's failure, handled by policy
-            await self._failed(error)
+            await self._failed(self._stalled(error))
             return
-        elapsed = time.monotonic() - started
-        self.last_write_seconds = elapsed
-        self.max_write_seconds = max(self.max_write_seconds, elapsed)
         self.batches += 1
         self.settle()
+
+    async def _wait_ahead(self, stream: FdStream) -> None:
+        """Batches in flight in a stream that writes ahead: settle them as they are written.
+
+        New events do not wake it (they wait for the next look, and go as one batch); a
+        flush, a stop or a reopen does. While a flush or the close waits, the thread wakes
+        the loop as soon as it is done (``wait_sent``).
+        """
+        target = stream.submitted  # the ledger's end (a signal handler may settle it meanwhile)
+        try:
+            if self._stop_at is not None or self._progress.waited():
+                await stream.wait_sent(target)
+            else:
+                await stream.wait_progress(target, self._wakeup)
+        except anyio.get_cancelled_exc_class():
+            raise
+        except Exception as error:  # noqa: BLE001 - a destination's failure, handled by policy
+            await self._failed(self._stalled(error))
+            return
+        self.settle()
+
+    def _stalled(self, error: Exception) -> Exception:
+        """A stall (``TimeoutError``) as the writer reports it; other errors as they are."""
+        if not isinstance(error, TimeoutError):
+            return error
+        stall = TimeoutError(f"no progress writing to {self.name} for {self.write_timeout:g} s")
+        stall.__cause__ = error
+        return stall
 
     async def _send_custom(self, stream: anyio.abc.ByteSendStream, data: bytes) -> None:
         """A user's stream: its send may hang in ways no cancel reaches (a worker thread)."""
@@ -403,13 +434,22 @@ class DestinationWriter:
         ledger = self._ledger
         settled = None
         written_before = self.written
+        sent_at = 0.0
         while ledger and ledger[0][0] <= done:
-            end, events, seq, data = ledger.popleft()
+            end, events, seq, data, when = ledger.popleft()
             refused = stream.take_refused(end) if isinstance(stream, FdStream) else 0
             self.written += events - refused
             self.undelivered += refused
             self.bytes_written += len(data)
             settled = seq
+            if data:
+                sent_at = when
+        if sent_at:
+            # Handed over until found written: with batches written ahead, that includes the
+            # wait behind the batch before it.
+            elapsed = time.monotonic() - sent_at
+            self.last_write_seconds = elapsed
+            self.max_write_seconds = max(self.max_write_seconds, elapsed)
         if settled is not None:
             self._settled = settled
             if self._announced and self.written > written_before:  # a later failure is new
@@ -432,7 +472,7 @@ class DestinationWriter:
             return 0
         done = stream.done
         taken = 0
-        for end, events, _, data in tuple(self._ledger):
+        for end, events, _, data, _ in tuple(self._ledger):
             start = end - len(data)
             if done >= end:
                 taken += events
@@ -451,7 +491,7 @@ class DestinationWriter:
         stream = self.stream
         done = stream.done if isinstance(stream, FdStream) else self._submitted
         lost = 0
-        for end, events, _, data in self._ledger:
+        for end, events, _, data, _ in self._ledger:
             start = end - len(data)
             if done > start and events:
                 taken = data.count(b"\n", 0, done - start)
@@ -577,7 +617,9 @@ class DestinationWriter:
                     break
                 data, events = self._take(chunks, upto)
                 before = stream.submitted
-                self._ledger.append((before + len(data), events, self._position, data))
+                self._ledger.append(
+                    (before + len(data), events, self._position, data, time.monotonic())
+                )
                 done = stream.send_sync(data, deadline)
                 if data and stream.submitted == before:
                     # The stream would not take it (this handler interrupted its own send):

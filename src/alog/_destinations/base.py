@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 import anyio.abc
 
 if TYPE_CHECKING:
+    from .._backend import TrioWakeup, Wakeup
     from ..typing import Destination
 
 
@@ -77,6 +78,11 @@ class FdStream(anyio.abc.ByteSendStream):
         """Wait until the OS has accepted every byte before ``target`` (from ``submit``)."""
         raise NotImplementedError
 
+    async def wait_progress(self, target: int, woken: Wakeup | TrioWakeup) -> None:
+        """A stream that ``writes_ahead``: wait until every byte before ``target`` is written,
+        some more of it is, or ``woken`` is set; raises as :meth:`wait_sent` does."""
+        raise NotImplementedError
+
     async def send(self, item: bytes) -> None:
         await self.wait_sent(self.submit(item))
 
@@ -106,6 +112,10 @@ class FdStream(anyio.abc.ByteSendStream):
         nothing to reopen and return at once. Raises the error if the reopen failed.
         """
         return
+
+    writes_ahead = False
+    """May the writer hand over the next batch before this one is written? Then it waits
+    with ``wait_progress(target, woken)`` (see :class:`ThreadedFdStream`)."""
 
     checks_idle = False
     """Should the writer call :meth:`check_idle` every second while it has nothing to send?"""

@@ -316,13 +316,17 @@ class FileStream(ThreadedFdStream):
         finally:
             self._holders.discard(me)
         started = time.monotonic()
-        while self._reopen_done < target:
-            if self.error is not None:
-                raise self.error
-            idle = time.monotonic() - max(started, self._last_progress)
-            if idle >= self.stall_timeout:
-                raise TimeoutError(f"no progress reopening {str(self.path)!r} for {idle:.1f} s")
-            await self._wakeup.wait(self.stall_timeout - idle)
+        self._awaited = True  # the thread wakes the loop once it is done
+        try:
+            while self._reopen_done < target:
+                if self.error is not None:
+                    raise self.error
+                idle = time.monotonic() - max(started, self._last_progress)
+                if idle >= self.stall_timeout:
+                    raise TimeoutError(f"no progress reopening {str(self.path)!r} for {idle:.1f} s")
+                await self._wakeup.wait(self.stall_timeout - idle)
+        finally:
+            self._awaited = False
 
     def _idle_work_due(self) -> bool:
         return self._reopen_asked > self._reopen_done

@@ -286,6 +286,8 @@ class _Refused(Exception):
 class JournaldStream(ThreadedFdStream):
     """The daemon thread of :class:`ThreadedFdStream`, sending one entry per line."""
 
+    writes_ahead = False  # its wait_sent names the cause of a stall; one batch at a time
+
     def __init__(
         self,
         sock: _socket.socket,

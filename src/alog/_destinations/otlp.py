@@ -256,6 +256,8 @@ class OTLPStream(ThreadedFdStream):
     owns the HTTP connection and reconnects as needed.
     """
 
+    writes_ahead = False  # its wait_sent names the cause of a stall; one batch at a time
+
     def __init__(
         self,
         connection: http.client.HTTPConnection,
