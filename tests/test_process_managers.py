@@ -1,0 +1,226 @@
+"""A dead stdout under every process manager: the service ends loudly, or serves and counts.
+
+Each setup runs for real in a subprocess (tests/apps/): uvicorn alone, ``uvicorn.run`` in a
+script, ``uvicorn --workers 2``, gunicorn with uvicorn's worker, aiohttp's ``web.run_app``
+and gunicorn with aiohttp's worker. stdout is a pipe whose reader closes while the service
+runs; then requests arrive. A required stdout must end the whole service (supervisor
+included) without a crash loop; an optional one (``required=False``) must leave it serving,
+with the loss counted.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from ._servers import ServerProcess, refuses_connections
+
+APPS = Path(__file__).parent / "apps"
+# The apps' write_timeout and exit_timeout: the service must be gone within their sum and
+# a few seconds (two cores shared with other tests).
+WRITE_TIMEOUT = 1.0
+EXIT_TIMEOUT = 1.5
+SLACK = 5.0
+
+READY = (
+    r"(?:Uvicorn running on http://127\.0\.0\.1:|Listening at: http://127\.0\.0\.1:"
+    r"|listening on port )(\d+)"
+)
+GUNICORN = ["-m", "gunicorn", "-w", "2", "-b", "127.0.0.1:0", "--graceful-timeout", "10"]
+UVICORN = ["-m", "uvicorn", "pm_asgi:app", "--host", "127.0.0.1", "--port", "0"]
+
+
+@dataclass(frozen=True)
+class Setup:
+    args: list[str]
+    workers: int
+    status: int
+    """The supervisor's (or the lone server's) exit status after the failure."""
+
+
+SETUPS = {
+    "uvicorn": Setup([*UVICORN, "--no-access-log"], 1, 1),
+    "uvicorn.run": Setup(["pm_asgi.py"], 1, 1),
+    # uvicorn's supervisor exits 0 whenever it stops, whatever its workers' statuses
+    # (uvicorn/main.py: nothing after Multiprocess.run()); see docs/process-managers.md.
+    "uvicorn --workers 2": Setup([*UVICORN, "--no-access-log", "--workers", "2"], 2, 0),
+    "gunicorn -k UvicornWorker": Setup(
+        [*GUNICORN, "-k", "uvicorn.workers.UvicornWorker", "pm_asgi:app"], 2, 3
+    ),
+    "web.run_app": Setup(["pm_aiohttp.py"], 1, 1),
+    "gunicorn -k GunicornWebWorker": Setup(
+        [*GUNICORN, "-k", "aiohttp.GunicornWebWorker", "pm_aiohttp:app"], 2, 3
+    ),
+}
+
+
+class Service:
+    """A setup's processes: the server (or supervisor), its workers' pids, and its exit."""
+
+    def __init__(self, setup: Setup, tmp_path: Path, *, required: bool) -> None:
+        self.setup = setup
+        self.boots = tmp_path / "boots"
+        self.boots.touch()
+        env = {"BOOTS": str(self.boots), "REQUIRED": "1" if required else "0"}
+        self.server = ServerProcess(
+            setup.args,
+            cwd=APPS,
+            ready=READY,
+            env=env,
+            stdout=subprocess.PIPE,
+            closable_stdout=True,
+        )
+        self.exited_at: float | None = None
+        self._waiter = threading.Thread(target=self._wait, daemon=True)
+        self._waiter.start()
+
+    def _wait(self) -> None:
+        self.server.proc.wait()
+        self.exited_at = time.monotonic()
+
+    def serving(self) -> None:
+        """Wait until every worker's pipeline runs (its ``serving`` line is on stdout)."""
+        self.server.wait_for_stdout(
+            lambda lines: (
+                len({event["pid"] for event in _events(lines, "serving")}) >= self.setup.workers
+            ),
+            timeout=20,
+        )
+
+    def booted(self) -> list[int]:
+        """Every process that imported the app: the workers ever started."""
+        return [int(pid) for pid in self.boots.read_text().split()]
+
+    def alog_lines(self) -> list[str]:
+        return [line for line in self.server.stderr_lines() if line.startswith("alog:")]
+
+    def end(self) -> None:
+        """Stop whatever is left of the service: the server, then any worker it left."""
+        if self.server.proc.poll() is None:
+            self.server.proc.send_signal(signal.SIGTERM)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.server.proc.wait(15)
+        self.server.kill()
+        for pid in self.booted():
+            if pid != self.server.proc.pid and _alive(pid):
+                os.kill(pid, signal.SIGKILL)
+
+
+def _events(lines: list[str], msg: str) -> list[dict[str, object]]:
+    events = []
+    for line in lines:
+        if line.startswith("{"):
+            event = json.loads(line)
+            if event.get("msg") == msg:
+                events.append(event)
+    return events
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+@pytest.fixture(name="setup", params=list(SETUPS))
+def _setup(request: pytest.FixtureRequest) -> Setup:
+    return SETUPS[request.param]
+
+
+@pytest.fixture(name="service")
+def _service(setup: Setup, tmp_path: Path) -> Iterator[Service]:
+    service = Service(setup, tmp_path, required=True)
+    try:
+        yield service
+    finally:
+        service.end()
+
+
+@pytest.fixture(name="optional")
+def _optional(setup: Setup, tmp_path: Path) -> Iterator[Service]:
+    service = Service(setup, tmp_path, required=False)
+    try:
+        yield service
+    finally:
+        service.end()
+
+
+def test_a_dead_stdout_ends_the_whole_service_once(
+    service: Service, request: pytest.FixtureRequest
+) -> None:
+    """The reader of stdout dies: every process ends, within the deadlines, with no restart."""
+    port = service.server.port
+    service.serving()
+    service.server.close_stdout()
+    first = time.monotonic()
+    answered = 0
+    with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=1.0) as http:
+        while service.exited_at is None and time.monotonic() - first < 15:
+            try:
+                answered += http.get("/").status_code == 200
+            except httpx.TransportError:
+                time.sleep(0.02)  # stopped accepting, or the supervisor's backlog
+    status = service.server.wait(timeout=15)
+    assert service.exited_at is not None
+    elapsed = service.exited_at - first
+    print(f"\n{request.node.callspec.id}: exit {status} {elapsed:.2f} s after the first request")
+    stderr = service.server.stderr_lines()
+    shown = "\n".join([line for line in stderr if not line.startswith("{")][-40:])
+    assert status == service.setup.status, shown
+    assert elapsed < WRITE_TIMEOUT + EXIT_TIMEOUT + SLACK, shown
+    assert answered >= 1  # the request that found the failure was still answered
+    assert refuses_connections(port)
+    # No crash loop: only the first workers ever booted, and none of them is left.
+    booted = service.booted()
+    assert len(booted) == service.setup.workers, shown
+    assert not any(_alive(pid) for pid in booted), booted
+    # Each worker that failed says why once, and how it exits; nothing else from alog.
+    lines = service.alog_lines()
+    failed = [line for line in lines if line.endswith("the application is being stopped")]
+    exits = [line for line in lines if line.startswith("alog: exiting with status")]
+    assert 1 <= len(failed) <= service.setup.workers, shown
+    assert 1 <= len(exits) <= service.setup.workers, shown
+    assert len(lines) == len(failed) + len(exits), shown
+    assert all("alog writer failed on stdout: [Errno 32] Broken pipe" in line for line in lines)
+    assert not any("Traceback" in line for line in stderr), shown
+    if service.setup.workers > 1:
+        supervisor = f"so that {'gunicorn' if status == 3 else 'uvicorn'}'s "
+        assert any(supervisor in line for line in exits), exits
+
+
+def test_an_optional_stdout_keeps_the_workers_serving_and_counts_the_loss(
+    optional: Service,
+) -> None:
+    """``required=False``: the same dead stdout costs lines, never requests."""
+    port = optional.server.port
+    optional.serving()
+    optional.server.close_stdout()
+    lost: dict[int, int] = {}
+    with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=5.0) as http:
+        for _ in range(20):
+            assert http.get("/").status_code == 200
+        deadline = time.monotonic() + 10
+        while not lost and time.monotonic() < deadline:
+            stats = http.get("/stats").json()
+            if stats["undelivered"] > 0:
+                assert stats["write_errors"] >= 1
+                assert "Broken pipe" in stats["last_error"]
+                lost[stats["pid"]] = stats["undelivered"]
+        assert http.get("/").status_code == 200
+    assert lost, "no worker counted its lost lines"
+    assert optional.server.proc.poll() is None
+    assert len(optional.booted()) == optional.setup.workers
+    assert not [line for line in optional.server.stderr_lines() if "exiting" in line]
