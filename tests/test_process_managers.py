@@ -11,6 +11,7 @@ with the loss counted.
 from __future__ import annotations
 
 import contextlib
+import importlib
 import json
 import os
 import signal
@@ -20,9 +21,12 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 
 import httpx
 import pytest
+
+from alog.integrations._lifecycle import Supervisor, find_supervisor
 
 from ._servers import ServerProcess, refuses_connections
 
@@ -224,3 +228,69 @@ def test_an_optional_stdout_keeps_the_workers_serving_and_counts_the_loss(
     assert optional.server.proc.poll() is None
     assert len(optional.booted()) == optional.setup.workers
     assert not [line for line in optional.server.stderr_lines() if "exiting" in line]
+
+
+MANAGED = [name for name, setup in SETUPS.items() if setup.workers > 1]
+
+
+@pytest.mark.parametrize("name", MANAGED)
+def test_a_stop_from_outside_with_a_dead_stdout_is_a_plain_stop(name: str, tmp_path: Path) -> None:
+    """SIGTERM to the supervisor: workers failing as they stop must not ask it to halt again.
+
+    Their last lines (uvicorn's "Shutting down"...) find the dead stdout while the supervisor
+    is already stopping them; a second "failed to boot" would make gunicorn's arbiter die
+    with a traceback instead of its own clean stop.
+    """
+    service = Service(SETUPS[name], tmp_path, required=True)
+    try:
+        service.server.port  # noqa: B018 - waits for the ready line
+        service.serving()
+        service.server.close_stdout()
+        service.server.proc.send_signal(signal.SIGTERM)
+        status = service.server.wait(timeout=15)
+    finally:
+        service.end()
+    stderr = service.server.stderr_lines()
+    shown = "\n".join([line for line in stderr if not line.startswith("{")][-40:])
+    assert status == 0, shown
+    assert not any("Traceback" in line for line in stderr), shown
+    assert len(service.booted()) == service.setup.workers, shown
+    assert not any("stops the service" in line for line in service.alog_lines()), shown
+
+
+def gunicorn_modules() -> tuple[ModuleType, ModuleType, ModuleType]:
+    """gunicorn's arbiter, config and worker base (it has no type hints: imported by name)."""
+    names = ("gunicorn.arbiter", "gunicorn.config", "gunicorn.workers.base")
+    arbiter, config, workers = (importlib.import_module(name) for name in names)
+    return arbiter, config, workers
+
+
+def test_no_supervisor_is_found_outside_a_worker() -> None:
+    """The test process runs under no gunicorn worker and no uvicorn supervisor."""
+    gunicorn_modules()  # the modules are there, the worker is not
+    assert find_supervisor() is None
+
+
+def _run(self: object) -> Supervisor | None:
+    """Stands for a worker's ``run()``: ``self`` on the stack is the worker."""
+    return find_supervisor()
+
+
+@pytest.mark.parametrize("orphaned", [False, True])
+def test_a_gunicorn_worker_on_the_stack_names_its_arbiter(orphaned: bool) -> None:
+    """The worker object running this process gives the arbiter and its halting status."""
+    arbiter, config, workers = gunicorn_modules()
+    parent = os.getppid() + (1 if orphaned else 0)
+    worker = workers.Worker(1, parent, [], None, 30, config.Config(), None)
+    try:
+        found = _run(worker)
+    finally:
+        worker.tmp.close()
+    if orphaned:  # the arbiter is gone: nobody would restart this process
+        assert found is None
+        return
+    assert found is not None
+    assert (found.name, found.pid) == ("gunicorn's arbiter", os.getppid())
+    assert found.halt_status == arbiter.Arbiter.WORKER_BOOT_ERROR == 3
+    assert found.halt_signal is None  # any signal would make the arbiter exit 0
+    assert found.worker is worker
