@@ -16,6 +16,7 @@ import json
 import os
 import signal
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -29,6 +30,7 @@ import pytest
 from alog.integrations._lifecycle import Supervisor, find_supervisor
 
 from ._servers import ServerProcess, refuses_connections
+from .test_docs import _BLOCK
 
 APPS = Path(__file__).parent / "apps"
 # The apps' write_timeout and exit_timeout: the service must be gone within their sum and
@@ -294,3 +296,14 @@ def test_a_gunicorn_worker_on_the_stack_names_its_arbiter(orphaned: bool) -> Non
     assert found.halt_status == arbiter.Arbiter.WORKER_BOOT_ERROR == 3
     assert found.halt_signal is None  # any signal would make the arbiter exit 0
     assert found.worker is worker
+
+
+@pytest.mark.parametrize(
+    "code", _BLOCK.findall((APPS.parent.parent / "docs/process-managers.md").read_text())
+)
+def test_the_pages_python_blocks_run(code: str, tmp_path: Path) -> None:
+    """docs/process-managers.md's code is real (as tests/test_docs.py does for other pages)."""
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, timeout=60, cwd=tmp_path, check=False
+    )
+    assert result.returncode == 0, result.stderr.decode()
