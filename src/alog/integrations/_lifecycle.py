@@ -173,12 +173,10 @@ def find_supervisor() -> Supervisor | None:
     gunicorn = sys.modules.get("gunicorn.workers.base")
     arbiter = sys.modules.get("gunicorn.arbiter")
     uvicorn = sys.modules.get("uvicorn.supervisors.multiprocess")
-    # Only a uvicorn supervisor that reads the exit status (0.54's stops on STARTUP_FAILURE).
-    startup_failure = getattr(uvicorn, "STARTUP_FAILURE", None)
     kinds: tuple[type, ...] = ()
     if gunicorn is not None and arbiter is not None:
         kinds += (gunicorn.Worker,)
-    if uvicorn is not None and isinstance(startup_failure, int):
+    if uvicorn is not None and isinstance(getattr(uvicorn, "Process", None), type):
         kinds += (uvicorn.Process,)
     runner = _running(kinds) if kinds else None
     if runner is None:
@@ -190,9 +188,11 @@ def find_supervisor() -> Supervisor | None:
         status = int(arbiter.Arbiter.WORKER_BOOT_ERROR)  # type: ignore[union-attr]
         return Supervisor("gunicorn's arbiter", parent, status, None, runner)
     process = multiprocessing.parent_process()
-    if process is None or process.pid != parent or not isinstance(startup_failure, int):
+    if process is None or process.pid != parent:
         return None
-    return Supervisor("uvicorn's supervisor", parent, startup_failure, signal.SIGTERM, None)
+    # 0.54's supervisor stops on STARTUP_FAILURE; an older one only on the signal.
+    status = getattr(uvicorn, "STARTUP_FAILURE", FAILED)
+    return Supervisor("uvicorn's supervisor", parent, int(status), signal.SIGTERM, None)
 
 
 def _running(kinds: tuple[type, ...]) -> object | None:
