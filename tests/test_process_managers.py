@@ -10,6 +10,7 @@ with the loss counted.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import importlib
 import json
@@ -27,7 +28,7 @@ from types import ModuleType
 import httpx
 import pytest
 
-from alog.integrations._lifecycle import Supervisor, find_supervisor
+from alog.integrations._lifecycle import WATCHDOG_GRACE, Supervisor, find_supervisor
 
 from ._servers import ServerProcess, refuses_connections
 from .test_docs import _BLOCK
@@ -43,7 +44,7 @@ READY = (
     r"(?:Uvicorn running on http://127\.0\.0\.1:|Listening at: http://127\.0\.0\.1:"
     r"|listening on port )(\d+)"
 )
-GUNICORN = ["-m", "gunicorn", "-w", "2", "-b", "127.0.0.1:0", "--graceful-timeout", "10"]
+GUNICORN = ["-m", "gunicorn", "-w", "2", "-b", "127.0.0.1:0", "--graceful-timeout", "3"]
 UVICORN = ["-m", "uvicorn", "pm_asgi:app", "--host", "127.0.0.1", "--port", "0"]
 
 
@@ -78,7 +79,12 @@ class Service:
         self.setup = setup
         self.boots = tmp_path / "boots"
         self.boots.touch()
-        env = {"BOOTS": str(self.boots), "REQUIRED": "1" if required else "0"}
+        # TMPDIR: where gunicorn workers share their halt lock (alog-halt-gunicorn-PID.lock).
+        env = {
+            "BOOTS": str(self.boots),
+            "REQUIRED": "1" if required else "0",
+            "TMPDIR": str(tmp_path),
+        }
         self.server = ServerProcess(
             setup.args,
             cwd=APPS,
@@ -121,6 +127,24 @@ class Service:
         for pid in self.booted():
             if pid != self.server.proc.pid and _alive(pid):
                 os.kill(pid, signal.SIGKILL)
+
+
+def _request_until_exit(service: Service, port: int) -> tuple[int, float, int]:
+    """Requests, one after the other, until the service is gone: (answered, seconds, status).
+
+    The seconds run from the first request to the exit of the server (or supervisor).
+    """
+    first = time.monotonic()
+    answered = 0
+    with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=1.0) as http:
+        while service.exited_at is None and time.monotonic() - first < 20:
+            try:
+                answered += http.get("/").status_code == 200
+            except httpx.TransportError:
+                time.sleep(0.02)  # stopped accepting, or the supervisor's backlog
+    status = service.server.wait(timeout=15)
+    assert service.exited_at is not None
+    return answered, service.exited_at - first, status
 
 
 def _events(lines: list[str], msg: str) -> list[dict[str, object]]:
@@ -171,17 +195,7 @@ def test_a_dead_stdout_ends_the_whole_service_once(
     port = service.server.port
     service.serving()
     service.server.close_stdout()
-    first = time.monotonic()
-    answered = 0
-    with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=1.0) as http:
-        while service.exited_at is None and time.monotonic() - first < 15:
-            try:
-                answered += http.get("/").status_code == 200
-            except httpx.TransportError:
-                time.sleep(0.02)  # stopped accepting, or the supervisor's backlog
-    status = service.server.wait(timeout=15)
-    assert service.exited_at is not None
-    elapsed = service.exited_at - first
+    answered, elapsed, status = _request_until_exit(service, port)
     print(f"\n{request.node.callspec.id}: exit {status} {elapsed:.2f} s after the first request")
     stderr = service.server.stderr_lines()
     shown = "\n".join([line for line in stderr if not line.startswith("{")][-40:])
@@ -205,6 +219,39 @@ def test_a_dead_stdout_ends_the_whole_service_once(
     if service.setup.workers > 1:
         supervisor = f"so that {'gunicorn' if status == 3 else 'uvicorn'}'s "
         assert any(supervisor in line for line in exits), exits
+    if status == 3:  # gunicorn: one worker halts the arbiter, any other exits 1 after it
+        assert sum(line.startswith("alog: exiting with status 3") for line in exits) == 1, shown
+
+
+def test_a_response_that_never_ends_does_not_hold_the_service_up(
+    service: Service, request: pytest.FixtureRequest
+) -> None:
+    """Every worker holds an endless response: alog still ends the service, by its deadlines.
+
+    A failed worker stops waiting for it after ``exit_timeout`` (its watchdog two seconds
+    later at worst); a worker the supervisor stops gets the supervisor's graceful timeout.
+    """
+    port = service.server.port
+    service.serving()
+    with contextlib.ExitStack() as held:
+        slow = held.enter_context(httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=20))
+        holders: set[int] = set()
+        for _ in range(20):
+            if len(holders) == service.setup.workers:
+                break
+            response = held.enter_context(slow.stream("GET", "/slow"))
+            holders.add(int(next(response.iter_lines())))
+        assert len(holders) == service.setup.workers
+        service.server.close_stdout()
+        _, elapsed, status = _request_until_exit(service, port)
+    print(f"\n{request.node.callspec.id}: exit {status} {elapsed:.2f} s after the first request")
+    stderr = service.server.stderr_lines()
+    shown = "\n".join([line for line in stderr if not line.startswith("{")][-40:])
+    assert status == service.setup.status, shown
+    graceful = 3.0 if service.setup.workers > 1 else 0.0  # GUNICORN's --graceful-timeout
+    assert elapsed < WRITE_TIMEOUT + EXIT_TIMEOUT + WATCHDOG_GRACE + graceful + SLACK, shown
+    assert len(service.booted()) == service.setup.workers, shown
+    assert not any("Traceback" in line for line in stderr), shown
 
 
 def test_an_optional_stdout_keeps_the_workers_serving_and_counts_the_loss(
@@ -307,3 +354,48 @@ def test_the_pages_python_blocks_run(code: str, tmp_path: Path) -> None:
         [sys.executable, "-c", code], capture_output=True, timeout=60, cwd=tmp_path, check=False
     )
     assert result.returncode == 0, result.stderr.decode()
+
+
+HOLD_THE_CLAIM = """
+import sys
+from alog.integrations._lifecycle import Supervisor
+claimant = Supervisor("test", 1, 3, None, None, lock_path=sys.argv[1])
+print(claimant.claim(), flush=True)
+sys.stdin.read()
+"""
+
+
+def test_one_worker_claims_the_halt_and_the_others_wait_until_it_is_gone(
+    tmp_path: Path,
+) -> None:
+    """Of the workers failing together, one halts gunicorn; the rest exit after it ended."""
+    lock = str(tmp_path / "halt.lock")
+    claimant = subprocess.Popen(
+        [sys.executable, "-c", HOLD_THE_CLAIM, lock],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+    )
+    stdin, stdout = claimant.stdin, claimant.stdout
+    assert stdin is not None and stdout is not None
+    other = Supervisor("test", 1, 3, None, None, lock_path=lock)
+
+    async def wait_for_the_claimant() -> None:
+        waiting = asyncio.ensure_future(other.claimant_gone())
+        await asyncio.sleep(0.2)
+        assert not waiting.done()  # the claimant still runs
+        stdin.close()  # the claimant ends, and its lock with it
+        await asyncio.wait_for(waiting, timeout=5)
+
+    try:
+        assert stdout.readline() == b"True\n"
+        assert not other.claim()
+        assert other.claimed is False
+        asyncio.run(wait_for_the_claimant())
+    finally:
+        claimant.kill()
+        claimant.wait()
+        stdin.close()
+        stdout.close()
+    alone = Supervisor("test", 1, 3, None, None)  # uvicorn's: no lock, every worker halts it
+    assert alone.claim()
+    asyncio.run(alone.claimant_gone())

@@ -7,6 +7,7 @@ The same environment and endpoints as ``pm_asgi.py``. ``app`` is what gunicorn's
 
 from __future__ import annotations
 
+import asyncio
 import os
 
 from aiohttp import web
@@ -26,6 +27,16 @@ log = alog.get_logger("app")
 async def root(request: web.Request) -> web.Response:
     log.info("hello")
     return web.Response(text=str(os.getpid()))
+
+
+async def slow(request: web.Request) -> web.StreamResponse:
+    """A response that never ends: a graceful shutdown would wait for it forever."""
+    response = web.StreamResponse()
+    await response.prepare(request)
+    await response.write(f"{os.getpid()}\n".encode())
+    while True:
+        await response.write(b".")
+        await asyncio.sleep(0.2)
 
 
 async def stats(request: web.Request) -> web.Response:
@@ -50,6 +61,7 @@ async def serving(app: web.Application) -> None:
 app = web.Application()
 setup(app, destination=stdout, write_timeout=1.0, exit_timeout=1.5)
 app.router.add_get("/", root)
+app.router.add_get("/slow", slow)
 app.router.add_get("/stats", stats)
 app.on_startup.append(serving)
 

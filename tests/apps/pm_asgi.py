@@ -2,12 +2,14 @@
 
 Environment: ``BOOTS``, a file each process appends its pid to when it imports the app (a
 worker boot); ``REQUIRED=0`` makes stdout an optional destination. Each process logs
-``serving`` (with its pid) once its pipeline runs; ``/stats`` answers the pipeline's
-statistics. Run as a script, it serves itself with ``uvicorn.run``.
+``serving`` (with its pid) once its pipeline runs; ``/slow`` (its first line:
+the pid) never ends; ``/stats``
+answers the pipeline's statistics. Run as a script, it serves itself with ``uvicorn.run``.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -15,7 +17,7 @@ from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse
+from starlette.responses import JSONResponse, PlainTextResponse, StreamingResponse
 from starlette.routing import Route
 
 import alog
@@ -33,6 +35,18 @@ log = alog.get_logger("app")
 async def root(request: Request) -> PlainTextResponse:
     log.info("hello")
     return PlainTextResponse(str(os.getpid()))
+
+
+async def slow(request: Request) -> StreamingResponse:
+    """A response that never ends: a graceful shutdown would wait for it forever."""
+
+    async def forever() -> AsyncIterator[bytes]:
+        yield f"{os.getpid()}\n".encode()
+        while True:
+            yield b"."
+            await asyncio.sleep(0.2)
+
+    return StreamingResponse(forever())
 
 
 async def stats(request: Request) -> JSONResponse:
@@ -58,7 +72,7 @@ async def serving(app: Any) -> AsyncIterator[None]:
 
 app = RequestLogMiddleware(
     Starlette(
-        routes=[Route("/", root), Route("/stats", stats)],
+        routes=[Route("/", root), Route("/slow", slow), Route("/stats", stats)],
         lifespan=lifespan(serving, destination=stdout, write_timeout=1.0, exit_timeout=1.5),
     )
 )

@@ -38,6 +38,7 @@ import multiprocessing
 import os
 import signal
 import sys
+import tempfile
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -53,6 +54,7 @@ DEFAULT_EXIT_TIMEOUT: Final = 5.0
 WATCHDOG_GRACE: Final = 2.0
 FAILED: Final = 1
 """The exit status after a writer failure when no supervisor is to be stopped by it."""
+CLAIM_POLL: Final = 0.05
 
 
 @final
@@ -95,12 +97,35 @@ class Supervisor:
     ``Arbiter.WORKER_BOOT_ERROR``, uvicorn's multiprocess supervisor (``--workers``) stops on
     ``STARTUP_FAILURE``; both are 3. Any other failing exit is a crash to them, and the next
     worker would fail the same way on its first write.
+
+    Workers share stdout, so several fail at about the same time. gunicorn's arbiter takes one
+    halt status only: a second, reaped while it halts, makes it die with a ``HaltServer``
+    traceback and status 1. So there, only the worker that :meth:`claims <claim>` the halt
+    (a lock on a file named after the arbiter's pid, held until that worker is gone) exits
+    with it; the others exit 1, once it is gone (earlier, the arbiter would boot a new worker).
     """
 
-    __slots__ = ("halt_signal", "halt_status", "name", "pid", "terminated", "worker")
+    __slots__ = (
+        "_lock",
+        "_lock_path",
+        "claimed",
+        "halt_signal",
+        "halt_status",
+        "name",
+        "pid",
+        "terminated",
+        "worker",
+    )
 
     def __init__(
-        self, name: str, pid: int, halt_status: int, halt_signal: int | None, worker: Any
+        self,
+        name: str,
+        pid: int,
+        halt_status: int,
+        halt_signal: int | None,
+        worker: Any,
+        *,
+        lock_path: str | None = None,
     ) -> None:
         self.name = name
         """Who it is, for the last line on stderr: ``"gunicorn's arbiter"``..."""
@@ -114,6 +139,28 @@ class Supervisor:
         """The gunicorn worker object running this process, or None (uvicorn's supervisor)."""
         self.terminated = False
         """Was this worker sent ``SIGTERM`` after alog stopped it (the arbiter halting)?"""
+        self.claimed = True
+        """Is this the worker that halts the supervisor (see :meth:`claim`)?"""
+        self._lock_path = lock_path
+        self._lock: int | None = None
+
+    def claim(self) -> bool:
+        """Become the one worker that halts the supervisor; False if another one is."""
+        if self._lock_path is None:
+            return True
+        try:
+            self._lock = os.open(self._lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        except OSError:
+            return True  # no lock to share: halting twice beats not halting
+        self.claimed = _locked(self._lock)  # held (never closed) until this process ends
+        return self.claimed
+
+    async def claimant_gone(self) -> None:
+        """Wait until the worker that claimed the halt has ended (at once if this one did)."""
+        # Polled: a file lock has no event to wait on, and a thread blocked in flock() could
+        # not be cancelled (it would hold up the interpreter's exit).
+        while not self.claimed and self._lock is not None and not _locked(self._lock):  # noqa: ASYNC110
+            await asyncio.sleep(CLAIM_POLL)
 
     def status(self, status: int) -> int:
         """``status``, unless the supervisor is stopping this worker already: then 1.
@@ -186,13 +233,24 @@ def find_supervisor() -> Supervisor | None:
         if runner.ppid != parent:
             return None  # the arbiter is gone: nobody restarts this process
         status = int(arbiter.Arbiter.WORKER_BOOT_ERROR)  # type: ignore[union-attr]
-        return Supervisor("gunicorn's arbiter", parent, status, None, runner)
+        lock = os.path.join(tempfile.gettempdir(), f"alog-halt-gunicorn-{parent}.lock")
+        return Supervisor("gunicorn's arbiter", parent, status, None, runner, lock_path=lock)
     process = multiprocessing.parent_process()
     if process is None or process.pid != parent:
         return None
     # 0.54's supervisor stops on STARTUP_FAILURE; an older one only on the signal.
     status = getattr(uvicorn, "STARTUP_FAILURE", FAILED)
     return Supervisor("uvicorn's supervisor", parent, int(status), signal.SIGTERM, None)
+
+
+def _locked(fd: int) -> bool:
+    import fcntl  # gunicorn runs on POSIX only
+
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return False
+    return True
 
 
 def _running(kinds: tuple[type, ...]) -> object | None:
@@ -250,6 +308,7 @@ class AppPipeline:
         self._stop = asyncio.Event()
         self._stopping = False
         self._exiting = False
+        self._exit_pending = False
         self._end = _End(FAILED, "", None)
         self._task: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -272,14 +331,23 @@ class AppPipeline:
         """Drain and close (the app is shutting down); never raises into the server."""
         self._stopping = True
         self._stop.set()
-        if self.failure is not None:
-            self._shutdown_done()  # the server got here after a failure
-            return
         task = self._task
-        if task is not None and not task.done():
+        if self.failure is None and task is not None and not task.done():
             await asyncio.wait({task})
         if task is not None and task.done() and not task.cancelled():
             task.exception()  # retrieved: failures are handled (and reported) in the task
+        if self.failure is None:
+            return
+        if self._end.supervisor is not None:
+            await self._end.supervisor.claimant_gone()
+        self._shutdown_done()  # the server got here after a failure
+        if self._exit_pending:
+            # Hold the server's shutdown here until the SystemExit ends the loop: if its main
+            # task finished first, uvloop would run that task's stale "stop the loop" callback
+            # while asyncio.run cancels what is left, which then fails with a RuntimeError.
+            # The cancellation that ends this wait is that teardown: the shutdown is done.
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.get_running_loop().create_future()
 
     async def _main(self, started: asyncio.Future[Pipeline]) -> None:
         try:
@@ -309,25 +377,40 @@ class AppPipeline:
             if stopping is None and supervisor is not None:
                 stopping = supervisor.stop_worker()
         outside = self._stopping or (stopping is not None and stopping.already)
+        grace = WATCHDOG_GRACE
         if supervisor is None or outside:
             self._end = _End(FAILED, "", supervisor)
-        else:
+        elif supervisor.claim():
             why = f" so that {supervisor.name} (pid {supervisor.pid}) stops the service"
             self._end = _End(supervisor.halt_status, why, supervisor)
             supervisor.halt()
+        else:
+            why = f"; another worker has {supervisor.name} (pid {supervisor.pid}) stop the service"
+            self._end = _End(FAILED, why, supervisor)
+            grace *= 2  # after that worker's own watchdog
         threading.Thread(
             target=_watchdog,
-            args=(self._exit_timeout + WATCHDOG_GRACE, self._end),
+            args=(self._exit_timeout + grace, self._end),
             name="alog exit watchdog",
             daemon=True,
         ).start()
+        assert self._loop is not None
         if self._stopping:
             self._shutdown_done()
         elif stopping is None:
             self._exit_soon()  # no server to wait for
         else:
-            assert self._loop is not None
-            self._loop.call_later(self._exit_timeout, self._exit_soon)
+            self._loop.call_later(self._exit_timeout, self._give_up)
+
+    def _give_up(self) -> None:
+        """``exit_timeout`` passed and the app's shutdown has not reached alog: exit anyway."""
+        assert self._loop is not None
+        self._loop.create_task(self._exit_after_claimant(), name="alog exit")
+
+    async def _exit_after_claimant(self) -> None:
+        if self._end.supervisor is not None:
+            await self._end.supervisor.claimant_gone()
+        self._exit_soon()
 
     def _shutdown_done(self) -> None:
         """The app's shutdown reached alog after the failure: end the process now."""
@@ -343,8 +426,13 @@ class AppPipeline:
         if self._exiting:
             return
         self._exiting = True
+        self._exit_pending = True
         assert self._loop is not None
-        self._loop.call_soon(self._end.exit, self.failure)
+        self._loop.call_soon(self._exit)
+
+    def _exit(self) -> None:
+        self._exit_pending = False
+        self._end.exit(self.failure)
 
 
 @final
