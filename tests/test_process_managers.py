@@ -244,7 +244,8 @@ def test_a_response_that_never_ends_does_not_hold_the_service_up(
         assert len(holders) == service.setup.workers
         service.server.close_stdout()
         _, elapsed, status = _request_until_exit(service, port)
-    print(f"\n{request.node.callspec.id}: exit {status} {elapsed:.2f} s after the first request")
+    setup = f"{request.node.callspec.id} (endless responses)"
+    print(f"\n{setup}: exit {status} {elapsed:.2f} s after the first request")
     stderr = service.server.stderr_lines()
     shown = "\n".join([line for line in stderr if not line.startswith("{")][-40:])
     assert status == service.setup.status, shown

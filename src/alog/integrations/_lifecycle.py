@@ -9,7 +9,8 @@ the service must end, loudly (see docs/process-managers.md):
    new one would fail on its first write: a crash loop. Each stops the whole service instead
    when a worker exits with its "failed to boot" status (3), so that is the exit status under
    them; alone, the process exits 1. uvicorn's supervisor is also sent ``SIGTERM``, which it
-   handles at once (its exit-status check can lag by a health-check timeout);
+   handles at once (its exit-status check can lag by a health-check timeout). Under gunicorn
+   only one worker exits 3 (:meth:`Supervisor.claim`); the others exit 1 after it;
 2. ask the server to shut down gracefully: uvicorn is found through the ``SIGTERM`` handler
    it installs (a bound method of its ``Server``) and its ``should_exit`` is set; a gunicorn
    worker with no uvicorn inside (aiohttp's) is stopped as its own ``SIGTERM`` handler would.
@@ -18,9 +19,10 @@ the service must end, loudly (see docs/process-managers.md):
    like a clean stop);
 3. when the app's shutdown reaches us, or ``exit_timeout`` seconds have passed, end with that
    status: ``SystemExit`` raised from a loop callback (it propagates out of the event loop,
-   asyncio and uvloop alike), or, in aiohttp's gunicorn worker, the worker's own
-   ``exit_code``. Servers we cannot ask (aiohttp's ``run_app``, which runs the app's cleanup
-   on ``SystemExit``) get this step at once;
+   asyncio and uvloop alike; the app's shutdown waits in alog's lifespan meanwhile, so that
+   the server's main task cannot finish in the same batch), or, in aiohttp's gunicorn worker,
+   the worker's own ``exit_code``. Servers we cannot ask (aiohttp's ``run_app``, which runs
+   the app's cleanup on ``SystemExit``) get this step at once;
 4. a daemon thread ends the process with ``os._exit`` if it is still alive two seconds after
    that, whatever the loop is doing.
 
