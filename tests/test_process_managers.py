@@ -109,13 +109,20 @@ class Service:
         self.exited_at = time.monotonic()
 
     def serving(self) -> None:
-        """Wait until every worker's pipeline runs (its ``serving`` line is on stdout)."""
+        """Wait until every worker's pipeline runs (its ``serving`` line is on stdout).
+
+        Then until stdout is quiet: the servers' own start-up lines follow the app's, and one
+        of them written after the reader closed would be a failure of its own.
+        """
         self.server.wait_for_stdout(
             lambda lines: (
                 len({event["pid"] for event in _events(lines, "serving")}) >= self.setup.workers
             ),
             timeout=20,
         )
+        seen = -1
+        while seen != (seen := len(self.server.stdout_lines())):
+            time.sleep(0.3)
 
     def booted(self) -> list[int]:
         """Every process that imported the app: the workers ever started."""
