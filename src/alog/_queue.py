@@ -816,12 +816,28 @@ class EventQueue:
         section cannot wait for the lock it holds: it reads without it, as does a caller
         that finds the lock held for longer than a section ever takes.
         """
-        if self.reentered() or not self._lock.acquire(timeout=_STATISTICS_WAIT):
+        if self.reentered():
             return self._read_statistics()
+        # Marked as a section while it waits and reads: a signal handler nesting in here
+        # (the next timer tick, during a flush's wait for another thread's put) must not
+        # wait for the lock its own thread holds; waiting nested, tick after tick, recursed.
+        me = _get_ident()
+        on_loop = me == self._loop_thread
+        was_busy = self._busy
+        if on_loop:
+            self._busy = True
         try:
-            return self._read_statistics()
+            if not self._lock.acquire(timeout=_STATISTICS_WAIT):
+                return self._read_statistics()
+            self._lock_owner = me
+            try:
+                return self._read_statistics()
+            finally:
+                self._lock_owner = _NOBODY
+                self._lock.release()
         finally:
-            self._lock.release()
+            if on_loop:
+                self._busy = was_busy
 
     def _read_statistics(self) -> QueueStatistics:
         return QueueStatistics(
