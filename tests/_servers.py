@@ -5,13 +5,14 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import select
 import signal
 import socket
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any
 
@@ -31,6 +32,7 @@ class ServerProcess:
         stdout: int | IO[Any] | None = subprocess.DEVNULL,
         read_stdout: bool = False,
         process_group: bool = False,
+        closable_stdout: bool = False,
     ) -> None:
         self._ready = re.compile(ready)
         # A process group of its own: kill() then also ends the workers a supervisor or a
@@ -53,7 +55,13 @@ class ServerProcess:
         )
         self._reader.start()
         self._out_reader: threading.Thread | None = None
-        if stdout == subprocess.PIPE and read_stdout:
+        self._close_stdout = threading.Event()
+        if stdout == subprocess.PIPE and closable_stdout:
+            self._out_reader = threading.Thread(
+                target=self._read_until_closed, args=(self.proc.stdout,), daemon=True
+            )
+            self._out_reader.start()
+        elif stdout == subprocess.PIPE and read_stdout:
             self._out_reader = threading.Thread(
                 target=self._read, args=(self.proc.stdout, self._out), daemon=True
             )
@@ -71,6 +79,47 @@ class ServerProcess:
                 self._cond.notify_all()
         with self._cond:
             self._cond.notify_all()
+
+    def _read_until_closed(self, stream: IO[bytes] | None) -> None:
+        """Read stdout as :meth:`_read` does, until :meth:`close_stdout` closes it."""
+        assert stream is not None
+        fd = stream.fileno()
+        pending = b""
+        while not self._close_stdout.is_set():
+            if not select.select([fd], [], [], 0.02)[0]:
+                continue
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                break
+            *complete, pending = (pending + chunk).split(b"\n")
+            for raw in complete:
+                self._take(raw.decode("utf-8", "replace"), self._out)
+        stream.close()
+        with self._cond:
+            self._cond.notify_all()
+
+    def _take(self, line: str, lines: list[str]) -> None:
+        with self._cond:
+            lines.append(line)
+            match = self._ready.search(line)
+            if match and self._port is None:
+                self._port = int(match.group(1))
+            self._cond.notify_all()
+
+    def close_stdout(self) -> None:
+        """The reader of stdout goes away (with ``closable_stdout``): the pipe is closed."""
+        self._close_stdout.set()
+        assert self._out_reader is not None
+        self._out_reader.join(5)
+        assert self.proc.stdout is not None and self.proc.stdout.closed
+
+    def wait_for_stdout(self, predicate: Callable[[list[str]], bool], timeout: float) -> None:
+        """Wait until ``predicate(stdout lines)`` holds; fails with stderr if it never does."""
+        with self._cond:
+            if not self._cond.wait_for(lambda: predicate(self._out), timeout=timeout):
+                raise AssertionError(
+                    "stdout never got there:\n" + "\n".join([*self._out, *self._lines])
+                )
 
     @property
     def port(self) -> int:
@@ -125,6 +174,7 @@ class ServerProcess:
 
     def kill(self) -> None:
         """End the process if still running and close its pipes (always call this)."""
+        self._close_stdout.set()
         if self._group:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.proc.pid, signal.SIGKILL)
