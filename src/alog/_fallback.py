@@ -107,10 +107,15 @@ class LostAfterFailure:
         self.report()
         self._release()
 
-    def report(self) -> None:
-        """Say how many events were lost since the failure or the last report (not in a fork)."""
+    def take(self) -> int:
+        """The count so far, reset: for a line that says it (the exit line under a server)."""
         with self._lock:
             lost, self.lost = self.lost, 0
+        return lost
+
+    def report(self) -> None:
+        """Say how many events were lost since the failure or the last report (not in a fork)."""
+        lost = self.take()
         if lost and os.getpid() == self._pid:
             to_stderr(
                 f"alog: {lost} events logged after the writer failed on "

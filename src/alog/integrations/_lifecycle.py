@@ -47,14 +47,17 @@ from dataclasses import dataclass
 from types import FrameType
 from typing import Any, Final, final
 
-from .. import _pipeline
+from .. import _pipeline, _state
 from .._exceptions import WriterFailed
+from .._fallback import LostAfterFailure
 from .._pipeline import Pipeline
 from .._report import to_stderr
 
 DEFAULT_EXIT_TIMEOUT: Final = 5.0
 WATCHDOG_GRACE: Final = 2.0
 FAILED: Final = 1
+HALT_STATUS_FILE_ENV: Final = "ALOG_HALT_STATUS_FILE"
+"""Names the file where a uvicorn worker leaves the status its supervisor should exit with."""
 """The exit status after a writer failure when no supervisor is to be stopped by it."""
 CLAIM_POLL: Final = 0.05
 
@@ -173,8 +176,17 @@ class Supervisor:
         return FAILED if self.terminated else status
 
     def halt(self) -> None:
-        """Tell the supervisor to stop the service now, if a signal can (uvicorn's)."""
+        """Tell the supervisor to stop the service now, if a signal can (uvicorn's).
+
+        uvicorn's supervisor exits 0 however its workers ended; when the supervisor runs in
+        :func:`alog.integrations.uvicorn.run`, the halt status is left in the file named by
+        :data:`HALT_STATUS_FILE_ENV` for it to exit with.
+        """
         if self.halt_signal is not None:
+            path = os.environ.get(HALT_STATUS_FILE_ENV)
+            if path:
+                with contextlib.suppress(OSError), open(path, "w") as status_file:
+                    status_file.write(str(self.halt_status))
             with contextlib.suppress(OSError):
                 os.kill(self.pid, self.halt_signal)
 
@@ -455,7 +467,7 @@ class _End:
     def say(self, failure: WriterFailed | None) -> None:
         status = self.status
         why = self.why if status == self.planned else ""
-        to_stderr(f"alog: exiting with status {status}{why}: {failure}")
+        to_stderr(f"alog: exiting with status {status}{why}: {failure}{_lost_since()}")
 
     def exit(self, failure: WriterFailed | None) -> None:
         """From a loop callback: ``SystemExit``, unless the worker cannot take one."""
@@ -466,12 +478,23 @@ class _End:
         raise SystemExit(status)
 
 
+def _lost_since() -> str:
+    """The events logged since the failure, said in the exit line: not in a line of their own.
+
+    Only what is logged after this (during the interpreter's exit) is left for the at-exit
+    line of :class:`~alog._fallback.LostAfterFailure`.
+    """
+    sink = _state.sink
+    lost = sink.take() if isinstance(sink, LostAfterFailure) else 0
+    return f"; {lost} events logged since were not written" if lost else ""
+
+
 def _watchdog(timeout: float, end: _End) -> None:
     threading.Event().wait(timeout)
     status = end.status
     to_stderr(
         f"alog: the server did not stop within {timeout:g} s of the writer failing; "
-        f"exiting with status {status}"
+        f"exiting with status {status}{_lost_since()}"
     )
     with contextlib.suppress(BaseException):
         os._exit(status)
@@ -480,6 +503,7 @@ def _watchdog(timeout: float, end: _End) -> None:
 __all__ = [
     "DEFAULT_EXIT_TIMEOUT",
     "FAILED",
+    "HALT_STATUS_FILE_ENV",
     "AppPipeline",
     "StopServer",
     "Stopping",

@@ -15,8 +15,14 @@ of ``workers=N`` and each worker, a fresh interpreter), records go to an
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import os
+import tempfile
+from collections.abc import Callable, Iterator
 from typing import Any, Final
+
+from ._lifecycle import HALT_STATUS_FILE_ENV
 
 __all__ = ["LOG_CONFIG", "run"]
 
@@ -54,4 +60,35 @@ def run(app: Any, /, *, access_log: bool = False, **options: Any) -> None:
         )
     import uvicorn
 
-    uvicorn.run(app, log_config=copy.deepcopy(LOG_CONFIG), access_log=access_log, **options)
+    log_config = copy.deepcopy(LOG_CONFIG)
+    with _halt_status() as halt_status:
+        uvicorn.run(app, log_config=log_config, access_log=access_log, **options)
+        status = halt_status()
+    if status:
+        # A worker's writer failed for good and stopped this supervisor: uvicorn returns as
+        # from a plain stop, and a restart-on-failure policy would never see it.
+        raise SystemExit(status)
+
+
+@contextlib.contextmanager
+def _halt_status() -> Iterator[Callable[[], int]]:
+    """A file the workers inherit the name of (``workers=N``), read once uvicorn returns."""
+    with tempfile.TemporaryDirectory(prefix="alog-uvicorn-") as folder:
+        path = os.path.join(folder, "halt-status")
+        saved = os.environ.get(HALT_STATUS_FILE_ENV)
+        os.environ[HALT_STATUS_FILE_ENV] = path
+
+        def read() -> int:
+            try:
+                with open(path) as status_file:
+                    return int(status_file.read() or 0)
+            except (OSError, ValueError):
+                return 0
+
+        try:
+            yield read
+        finally:
+            if saved is None:
+                os.environ.pop(HALT_STATUS_FILE_ENV, None)
+            else:
+                os.environ[HALT_STATUS_FILE_ENV] = saved
