@@ -469,18 +469,26 @@ def main(argv: list[str] | None = None) -> int:
         _summarise(name, entry, name in runnable)
     out["targets"] = targets(out)
     out["elapsed_s"] = round(time.monotonic() - started, 1)
-    path = args.json
-    if path is None:
-        RESULTS.mkdir(exist_ok=True)
-        stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
-        path = RESULTS / f"{stamp}.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(out, indent=1, default=str))
-    if args.json is None:
-        (RESULTS / "latest.json").write_text(path.read_text())
+    path = save_results(out, args.json)
     print(report(out))
     print(f"\nresults: {path}")
     return 0
+
+
+def save_results(out: dict[str, Any], path: Path | None, *, prefix: str = "") -> Path:
+    """Write the results as JSON: to ``path``, else a dated file and ``<prefix>latest.json``."""
+    if path is None:
+        RESULTS.mkdir(exist_ok=True)
+        stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+        path = RESULTS / f"{prefix}{stamp}.json"
+        latest: Path | None = RESULTS / f"{prefix}latest.json"
+    else:
+        latest = None
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(out, indent=1, default=str))
+    if latest is not None:
+        latest.write_text(path.read_text())
+    return path
 
 
 def _progress(message: str) -> None:

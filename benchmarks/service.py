@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import datetime as dt
 import importlib.util
 import json
 import os
@@ -40,7 +39,6 @@ from typing import IO, Any
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 LOAD = HERE / "service_load.py"
-RESULTS = HERE / "results"
 
 sys.path.insert(0, str(ROOT))
 
@@ -480,15 +478,7 @@ def main(argv: list[str] | None = None) -> int:
         _summarise(entry)
     out["targets"] = targets(rows, loops)
     out["elapsed_s"] = round(time.monotonic() - started, 1)
-    path = args.json
-    if path is None:
-        RESULTS.mkdir(exist_ok=True)
-        stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
-        path = RESULTS / f"service-{stamp}.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(out, indent=1, default=str))
-    if args.json is None:
-        (RESULTS / "service-latest.json").write_text(path.read_text())
+    path = run.save_results(out, args.json, prefix="service-")
     print(report(out))
     print(f"\nresults: {path}")
     return 0
