@@ -585,17 +585,24 @@ def _us(value: float | None) -> str:
     return "-" if value is None else f"{value:.2f} us"
 
 
-def report(out: dict[str, Any]) -> str:
+def header_lines(title: str, out: dict[str, Any]) -> list[str]:
+    """A report's title, command and machine record: one format for every harness."""
     m = out["machine"]
-    cfg = out["config"]
-    lines = [
-        "# alog benchmark",
+    return [
+        f"# {title}",
         "",
         f"- command: `{out['command']}`",
         f"- machine: {m['cpu']}, {m['cores']} cores, {m['memory_gb']} GB; {m['system']}",
         f"- {m['python']}; " + ", ".join(f"{k} {v}" for k, v in m["packages"].items() if v),
         f"- {m['date']}, commit {m['commit'] or '-'}, load average at start "
         + " ".join(f"{x:.2f}" for x in m["load_average"]),
+    ]
+
+
+def report(out: dict[str, Any]) -> str:
+    cfg = out["config"]
+    lines = [
+        *header_lines("alog benchmark", out),
         f"- {cfg['events']:,} events per run, {cfg['rounds']} rounds interleaved, medians; "
         f"disabled calls: {cfg['disabled_calls']:,}",
         "",

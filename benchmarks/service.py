@@ -576,16 +576,11 @@ def _f(value: float | None, fmt: str = ",.0f") -> str:
 
 
 def report(out: dict[str, Any]) -> str:
-    m = out["machine"]
+    import run  # one report header for both harnesses
+
     cfg = out["config"]
     lines = [
-        "# alog service benchmark",
-        "",
-        f"- command: `{out['command']}`",
-        f"- machine: {m['cpu']}, {m['cores']} cores, {m['memory_gb']} GB; {m['system']}",
-        f"- {m['python']}; " + ", ".join(f"{k} {v}" for k, v in m["packages"].items() if v),
-        f"- {m['date']}, commit {m['commit'] or '-'}, load average at start "
-        + " ".join(f"{x:.2f}" for x in m["load_average"]),
+        *run.header_lines("alog service benchmark", out),
         f"- {cfg['requests']:,} requests per run after {cfg['warmup']:,} of warm-up, "
         f"{cfg['concurrency']} keep-alive connections, {cfg['rounds']} rounds interleaved, "
         "medians; each request logs 2 events of 4 fields and an access line",
