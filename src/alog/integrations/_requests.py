@@ -166,6 +166,26 @@ class AccessOptions(Generic[RequestT, ResponseT]):
         except Exception as error:  # noqa: BLE001 - the line is written, and says why
             return False, describe(error)
 
+    def extend(
+        self,
+        line: dict[str, Any],
+        request: RequestT,
+        response: ResponseT | None,
+        headers: Callable[[], Iterable[tuple[str, str]]],
+        added: Mapping[str, object],
+        skip_error: str | None,
+    ) -> None:
+        """The line's optional tail, the same on every framework: headers (read only when
+        logged), ``fields=``, :func:`request_fields`' fields, a ``skip=`` predicate's error."""
+        if self.log_headers:
+            line["headers"] = header_fields(headers(), self.redact_headers)
+        if self.fields is not None:
+            self.add_fields(request, response, line)
+        if added:
+            line.update(added)
+        if skip_error is not None:
+            line["skip_error"] = skip_error
+
     def add_fields(
         self, request: RequestT, response: ResponseT | None, line: dict[str, Any]
     ) -> None:

@@ -43,7 +43,6 @@ from ._requests import (
     Added,
     StatusLevel,
     close_request,
-    header_fields,
     level_for_status,
     milliseconds,
     open_request,
@@ -291,24 +290,6 @@ class RequestLogMiddleware:
             line["user_agent"] = request.headers.get("User-Agent")
         return line
 
-    def _extra(
-        self,
-        request: web.Request,
-        response: web.StreamResponse | None,
-        added: Added,
-        skip_error: str | None,
-        line: dict[str, Any],
-    ) -> None:
-        options = self.options
-        if options.log_headers:
-            line["headers"] = header_fields(request.headers.items(), options.redact_headers)
-        if options.fields is not None:
-            options.add_fields(request, response, line)
-        if added:
-            line.update(added)
-        if skip_error is not None:
-            line["skip_error"] = skip_error
-
     def _access(
         self,
         request: web.Request,
@@ -343,7 +324,7 @@ class RequestLogMiddleware:
         line["response_bytes"] = size
         if cancelled:
             line["cancelled"] = True
-        self._extra(request, response, added, skip_error, line)
+        self.options.extend(line, request, response, request.headers.items, added, skip_error)
         logger.log(level, "request", exc_info=error, **line)
 
     def _websocket(
@@ -361,7 +342,7 @@ class RequestLogMiddleware:
         line = self._line(request, started, method=False)
         line["status"] = ws.status
         line["close_code"] = ws.close_code
-        self._extra(request, ws, added, skip_error, line)
+        self.options.extend(line, request, ws, request.headers.items, added, skip_error)
         options.logger.log(options.status_level(ws.status), "websocket", **line)
 
 

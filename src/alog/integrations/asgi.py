@@ -45,7 +45,6 @@ from ._requests import (
     Added,
     StatusLevel,
     close_request,
-    header_fields,
     level_for_status,
     milliseconds,
     open_request,
@@ -276,14 +275,7 @@ class RequestLogMiddleware:
         line["response_bytes"] = size
         if cancelled:
             line["cancelled"] = True
-        if options.log_headers:
-            line["headers"] = header_fields(_headers(scope), options.redact_headers)
-        if options.fields is not None:
-            options.add_fields(scope, response, line)
-        if added:
-            line.update(added)
-        if skip_error is not None:
-            line["skip_error"] = skip_error
+        options.extend(line, scope, response, lambda: _headers(scope), added, skip_error)
         logger.log(level, "request", exc_info=error, **line)
 
     def _after_response(self, scope: Scope, status: int | None, error: Exception) -> None:
@@ -370,14 +362,7 @@ class RequestLogMiddleware:
                     line["user_agent"] = agent
                 line["messages_received"] = received
                 line["messages_sent"] = sent
-                if options.log_headers:
-                    line["headers"] = header_fields(_headers(scope), options.redact_headers)
-                if options.fields is not None:
-                    options.add_fields(scope, None, line)
-                if added:
-                    line.update(added)
-                if skip_error is not None:
-                    line["skip_error"] = skip_error
+                options.extend(line, scope, None, lambda: _headers(scope), added, skip_error)
                 if error is not None:
                     options.logger.log("error", "websocket", exc_info=error, **line)
                 else:
