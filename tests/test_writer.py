@@ -17,6 +17,7 @@ from pathlib import Path
 import anyio
 import anyio.abc
 import anyio.lowlevel
+import anyio.to_thread
 import pytest
 
 import alog
@@ -367,3 +368,57 @@ async def test_a_files_writer_batches_events_that_come_while_its_thread_writes(
     assert stats.batches < 0.8 * bursts, f"{stats.batches} batches for {bursts} bursts"
     assert flushed_in < 1.0
     assert len(read_events(path)) == 3 * bursts
+
+
+@pytest.mark.parametrize("kind", ["file", "fifo"])
+async def test_a_writer_woken_from_idle_gathers_a_few_calls_into_one_batch(
+    kind: str, tmp_path: Path, fifo: tuple[Path, int]
+) -> None:
+    """At a service's rate each request's few events used to wake the idle writer and go as a
+    batch of their own: a batch costs the loop about as much as a dozen calls. The writer now
+    waits ``GATHER`` (2 ms) after a call wakes it, so events logged one per loop iteration go
+    as a few batches for a hundred. To a pipe (written from the loop) they went one batch
+    each before; to a regular file the thread's look (every 2 ms while a batch is in flight)
+    already gathered what came after the first."""
+    path = tmp_path / "out.log" if kind == "file" else fifo[0]
+    log = alog.get_logger("app")
+    async with alog.run(alog.File(path)) as pipeline:
+        await anyio.sleep(0.05)  # the writer is idle
+        for i in range(100):
+            log.info("request handled", i=i)
+            await anyio.lowlevel.checkpoint()  # one loop iteration, as between two requests
+        assert (await pipeline.aflush(5)).complete
+        stats = pipeline.statistics()
+    assert stats.written == 100
+    assert stats.batches <= 25, f"{stats.batches} batches for 100 calls (one each before)"
+    if kind == "file":
+        lines = read_events(path)
+    else:
+        lines = [json.loads(line) for line in os.read(fifo[1], 1 << 20).splitlines()]
+    assert [event["i"] for event in lines] == list(range(100))
+
+
+async def test_a_flush_and_the_close_cut_the_gathering_short(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The gathering delays only the writer's next read: an ``aflush``, a ``flush`` from
+    another thread and the close wake it again and are not kept waiting (here with a
+    gathering of 30 s, which each would otherwise wait for)."""
+    from alog import _writer
+
+    monkeypatch.setattr(_writer, "GATHER", 30.0)
+    path = tmp_path / "out.log"
+    log = alog.get_logger("app")
+    started = time.monotonic()
+    async with alog.run(alog.File(path)) as pipeline:
+        await anyio.sleep(0.05)
+        log.info("one")
+        await anyio.sleep(0.05)  # the writer woke and is gathering
+        assert (await pipeline.aflush(5)).complete
+        log.info("two")
+        await anyio.sleep(0.05)
+        assert (await anyio.to_thread.run_sync(pipeline.flush, 5.0)).complete
+        log.info("three")
+        await anyio.sleep(0.05)
+    assert time.monotonic() - started < 5.0
+    assert [event["msg"] for event in read_events(path)] == ["one", "two", "three"]
