@@ -252,3 +252,74 @@ async def test_run_in_executor_loses_the_context_and_copy_context_keeps_it(
         await asyncio.to_thread(log.info, "to_thread")
     found = {event["msg"]: event.get("request_id") for event in events}
     assert found == {"executor": None, "copied": "r-1", "to_thread": "r-1"}
+
+
+# -- the per-request context, as plain calls ------------------------------------------------------
+
+
+async def test_open_request_sets_the_id_parent_and_holder_and_close_request_restores_them() -> None:
+    """What the middlewares set per request (one call in, one out, instead of three context
+    managers): the request id over what is bound already, the ``traceparent`` ids when the
+    header is valid, and the holder of request_fields(); all restored after."""
+    from alog import _traceparent
+    from alog.integrations._requests import Added, close_request, open_request
+
+    header = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+    with alog.bound(tenant="t-1"):
+        added = Added()
+        tokens = open_request("r-1", header, added)
+        try:
+            assert alog.current_context() == {"tenant": "t-1", "request_id": "r-1"}
+            assert _traceparent.remote_parent.get() == (
+                "0af7651916cd43dd8448eb211c80319c",
+                "b7ad6b7169203331",
+                "01",
+            )
+            assert request_fields(user="u-1")
+            assert added == {"user": "u-1"}
+        finally:
+            close_request(tokens)
+        assert alog.current_context() == {"tenant": "t-1"}
+        assert _traceparent.remote_parent.get() is None
+        assert not request_fields(user="u-2")
+
+
+async def test_open_request_with_an_invalid_traceparent_sets_no_parent() -> None:
+    """An invalid or missing header leaves the remote parent as it was (none)."""
+    from alog import _traceparent
+    from alog.integrations._requests import Added, close_request, open_request
+
+    for header in (None, "not-a-traceparent", "00-" + "0" * 32 + "-b7ad6b7169203331-01"):
+        tokens = open_request("r-2", header, Added())
+        assert _traceparent.remote_parent.get() is None
+        assert alog.current_context() == {"request_id": "r-2"}
+        close_request(tokens)
+        assert alog.current_context() == {}
+
+
+async def test_a_request_id_never_overwrites_a_core_key_of_the_event() -> None:
+    """The id is bound as bound() binds it: under its own key, beside the core keys."""
+    from alog.integrations._requests import Added, close_request, open_request
+
+    with capture_logs() as events:
+        tokens = open_request("r-3", None, Added())
+        try:
+            log.info("hello")
+        finally:
+            close_request(tokens)
+    assert events[0]["request_id"] == "r-3"
+    assert events[0]["msg"] == "hello"
+
+
+async def test_duration_ms_is_rounded_to_the_microsecond() -> None:
+    """The access line's duration, in milliseconds with three decimals (as round() gives)."""
+    from alog.integrations._requests import milliseconds
+
+    assert milliseconds(0.0) == 0.0
+    assert milliseconds(0.0001234) == 0.123
+    assert milliseconds(0.0001236) == 0.124
+    assert milliseconds(1.5) == 1500.0
+    assert milliseconds(12.3456789) == 12345.679
+    for micros in range(0, 5_000_000, 997):
+        seconds = micros / 1e6 + 3e-8
+        assert milliseconds(seconds) == round(seconds * 1000.0, 3)

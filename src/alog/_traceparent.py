@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
-from contextvars import ContextVar
+from contextvars import ContextVar, Token
 from typing import Final, TypeAlias
 
 TraceIds: TypeAlias = tuple[str, str, str]
@@ -46,12 +46,16 @@ def parse(header: str | None) -> TraceIds | None:
 @contextmanager
 def request_parent(header: str | None) -> Iterator[None]:
     """While the block runs, the request's ``traceparent`` (if valid) is the remote parent."""
-    ids = parse(header)
-    if ids is None:
-        yield
-        return
-    token = remote_parent.set(ids)
+    token = push_parent(header)
     try:
         yield
     finally:
-        remote_parent.reset(token)
+        if token is not None:
+            remote_parent.reset(token)
+
+
+def push_parent(header: str | None) -> Token[TraceIds | None] | None:
+    """:func:`request_parent`'s entry as a plain call: the token to reset, None if the header
+    is missing or invalid (nothing was set)."""
+    ids = parse(header)
+    return None if ids is None else remote_parent.set(ids)

@@ -24,11 +24,9 @@ from typing import Any, Final, TypeAlias, final
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from .._context import bound
 from .._logger import Logger
 from .._pipeline import Pipeline
 from .._records import Statistics
-from .._traceparent import request_parent
 from ._aiohttp_run import run_app as run_app
 from ._lifecycle import (
     DEFAULT_EXIT_TIMEOUT,
@@ -208,13 +206,12 @@ class RequestLogMiddleware:
         handling = _Handling(rid, options.header)
         added = Added()
         token = _handling.set(handling)
-        added_token = open_request(added)
+        tokens = open_request(rid, headers.get("traceparent"), added)
         started = time.perf_counter()
         try:
-            with bound(request_id=rid), request_parent(headers.get("traceparent")):
-                return await self._handle(request, handler, handling, added, started)
+            return await self._handle(request, handler, handling, added, started)
         finally:
-            close_request(added_token)
+            close_request(tokens)
             _handling.reset(token)
 
     async def _handle(

@@ -29,9 +29,7 @@ from collections.abc import (
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any, Final, TypeAlias, final
 
-from .._context import bound
 from .._logger import Logger
-from .._traceparent import request_parent
 from ._lifecycle import (
     DEFAULT_EXIT_TIMEOUT,
     AppPipeline,
@@ -187,47 +185,44 @@ class RequestLogMiddleware:
                     return
             await send(message)
 
-        token = open_request(added)
+        tokens = open_request(rid, traceparent, added)
         try:
-            with bound(request_id=rid), request_parent(traceparent):
-                try:
-                    await self.app(scope, receive, send_logged)
-                except Exception as error:
-                    if logged:  # a background task, or teardown code, after a whole response
-                        self._after_response(scope, status, error)
-                        return
-                    if status is None:
-                        await _send_error(send_logged)
-                    elif ended is None:
-                        self._access(
-                            scope, status, _since(started), size, response, agent, added, error
-                        )
-                        raise  # the response is cut short: the server must abort it
-                    duration = (ended or time.perf_counter()) - started
-                    self._access(scope, status, duration, size, response, agent, added, error)
-                    return
-                except BaseException:
-                    if not logged:
-                        self._access(
-                            scope,
-                            status,
-                            (ended or time.perf_counter()) - started,
-                            size,
-                            response,
-                            agent,
-                            added,
-                            cancelled=True,
-                        )
-                    raise
-                if logged:
-                    return
-                duration = (ended or time.perf_counter()) - started
-                if held is not None:
-                    held.run(self._access, scope, status, duration, size, response, agent, added)
-                else:
-                    self._access(scope, status, duration, size, response, agent, added)
+            await self.app(scope, receive, send_logged)
+        except Exception as error:
+            if logged:  # a background task, or teardown code, after a whole response
+                self._after_response(scope, status, error)
+                return
+            if status is None:
+                await _send_error(send_logged)
+            elif ended is None:
+                self._access(scope, status, _since(started), size, response, agent, added, error)
+                raise  # the response is cut short: the server must abort it
+            duration = (ended or time.perf_counter()) - started
+            self._access(scope, status, duration, size, response, agent, added, error)
+            return
+        except BaseException:
+            if not logged:
+                self._access(
+                    scope,
+                    status,
+                    (ended or time.perf_counter()) - started,
+                    size,
+                    response,
+                    agent,
+                    added,
+                    cancelled=True,
+                )
+            raise
+        else:
+            if logged:
+                return
+            duration = (ended or time.perf_counter()) - started
+            if held is not None:
+                held.run(self._access, scope, status, duration, size, response, agent, added)
+            else:
+                self._access(scope, status, duration, size, response, agent, added)
         finally:
-            close_request(token)
+            close_request(tokens)
 
     def _access(
         self,
@@ -330,46 +325,45 @@ class RequestLogMiddleware:
 
         error: BaseException | None = None
         options = self.options
-        token = open_request(added)
+        tokens = open_request(rid, traceparent, added)
         try:
-            with bound(request_id=rid), request_parent(traceparent):
-                try:
-                    await self.app(scope, receive_logged, send_logged)
-                except Exception as exc:  # noqa: BLE001 - logged with its traceback, once
-                    error = exc
-                    if closed_by is None:
-                        # 1011: internal error; before the handshake this rejects it (403).
-                        await _ignore_closed(send_logged({"type": "websocket.close", "code": 1011}))
-                added.close()
-                path = scope.get("path", "")
-                skip_error = None
-                if error is None:
-                    skipped, skip_error = options.skipped(path, scope)
-                    if skipped:
-                        return
-                line: dict[str, Any] = {"path": path}
-                route = _route(scope)
-                if route is not None:
-                    line["route"] = route
-                if options.log_query:
-                    line["query"] = scope.get("query_string", b"").decode("latin-1")
-                line["status"] = status
-                line["close_code"] = close_code
-                line["closed_by"] = closed_by
-                line["duration_ms"] = milliseconds(time.perf_counter() - started)
-                line["client"] = _client(scope)
-                if options.log_user_agent:
-                    line["user_agent"] = agent
-                line["messages_received"] = received
-                line["messages_sent"] = sent
-                options.extend(line, scope, None, lambda: _headers(scope), added, skip_error)
-                if error is not None:
-                    options.logger.log("error", "websocket", exc_info=error, **line)
-                else:
-                    level = options.status_level(status or 403)
-                    options.logger.log(level, "websocket", **line)
+            try:
+                await self.app(scope, receive_logged, send_logged)
+            except Exception as exc:  # noqa: BLE001 - logged with its traceback, once
+                error = exc
+                if closed_by is None:
+                    # 1011: internal error; before the handshake this rejects it (403).
+                    await _ignore_closed(send_logged({"type": "websocket.close", "code": 1011}))
+            added.close()
+            path = scope.get("path", "")
+            skip_error = None
+            if error is None:
+                skipped, skip_error = options.skipped(path, scope)
+                if skipped:
+                    return
+            line: dict[str, Any] = {"path": path}
+            route = _route(scope)
+            if route is not None:
+                line["route"] = route
+            if options.log_query:
+                line["query"] = scope.get("query_string", b"").decode("latin-1")
+            line["status"] = status
+            line["close_code"] = close_code
+            line["closed_by"] = closed_by
+            line["duration_ms"] = milliseconds(time.perf_counter() - started)
+            line["client"] = _client(scope)
+            if options.log_user_agent:
+                line["user_agent"] = agent
+            line["messages_received"] = received
+            line["messages_sent"] = sent
+            options.extend(line, scope, None, lambda: _headers(scope), added, skip_error)
+            if error is not None:
+                options.logger.log("error", "websocket", exc_info=error, **line)
+            else:
+                level = options.status_level(status or 403)
+                options.logger.log(level, "websocket", **line)
         finally:
-            close_request(token)
+            close_request(tokens)
 
 
 def _since(started: float) -> float:
@@ -384,7 +378,10 @@ def _headers(scope: Scope) -> list[tuple[str, str]]:
 
 def _with_request_id(message: Message, header: bytes, rid: str) -> Message:
     headers = list(message.get("headers", ()))
-    if not any(key.lower() == header for key, _ in headers):
+    for key, _ in headers:
+        if key.lower() == header:
+            break  # the app set its own
+    else:
         headers.append((header, rid.encode("latin-1")))
     return {**message, "headers": headers}
 
