@@ -521,16 +521,24 @@ def _summarise(entry: dict[str, Any]) -> None:
 
 
 def targets(rows: dict[str, Any], loops: list[str]) -> dict[str, Any]:
-    """Each row's CPU over the no-logging server, and alog's against structlog's."""
+    """Each row's CPU over the no-logging server, and alog's against structlog's.
+
+    The extra is the median over rounds of each round's difference to that round's
+    no-logging server: the machine drifts from round to round by more than a logger costs,
+    and a difference of two medians would carry both drifts.
+    """
     t: dict[str, Any] = {}
     for loop in loops:
         base = rows.get(f"{loop}/none/stdout-file", {})
         if base.get("status") != "ok":
             continue
-        none = base["median"]["cpu_us_per_request"]
+        none = [r["cpu_us_per_request"] for r in base["rounds"]]
         for entry in rows.values():
             if entry["loop"] == loop and entry.get("status") == "ok":
-                entry["median"]["extra_us"] = entry["median"]["cpu_us_per_request"] - none
+                entry["median"]["extra_us"] = statistics.median(
+                    r["cpu_us_per_request"] - none[min(i, len(none) - 1)]
+                    for i, r in enumerate(entry["rounds"])
+                )
         mw = rows.get(f"{loop}/alog-filtered/stdout-file", {})
         if mw.get("status") == "ok":
             t[f"{loop}/middleware_us"] = mw["median"]["extra_us"]
