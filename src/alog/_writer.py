@@ -47,8 +47,9 @@ RETRY_MAX: Final = 30.0
 IDLE_CHECK: Final = 1.0
 """An idle writer calls its stream's ``check_idle`` this often (seconds), if it asks to."""
 GATHER: Final = 0.002
-"""Seconds a writer woken from idle by a log call waits before it reads, so that the events
-of a few requests go as one batch: each batch costs the loop about as much as a dozen calls."""
+"""Seconds a writer woken from idle by a log call, or one that has just caught up, waits
+before it reads, so that the events of a few requests (or of a thread logging flat out) go as
+one batch: each batch costs the loop about as much as a dozen calls."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -244,6 +245,16 @@ class DestinationWriter:
                     self._writing_here = False
             if got:
                 await self._deliver(data, events)
+                if upto >= queue.last_seq() and self._may_gather():
+                    # Caught up: a thread logging flat out would otherwise be read ten events
+                    # at a time, each time the loop gets the GIL. A stream writing ahead
+                    # waits its own look instead, which also hands the GIL to its thread
+                    # when that makes no progress (a loop logging flat out starves it).
+                    if ahead and self._ledger:
+                        assert isinstance(stream, FdStream)
+                        await self._wait_ahead(stream)
+                    else:
+                        await self._wakeup.wait(GATHER)
                 continue
             if self._ledger and isinstance(stream, FdStream):
                 if ahead:
@@ -261,13 +272,24 @@ class DestinationWriter:
                 if watch:
                     timeout = IDLE_CHECK if timeout is None else min(timeout, IDLE_CHECK)
                 if await self._wakeup.wait(timeout):
-                    if GATHER and self.state == "running" and not self._reopen_wanted:
-                        # Woken by a log call (or a flush, the close: they wake it again,
-                        # which cuts this short).
+                    if self._may_gather():
+                        # Woken by a log call (a flush or the close that comes meanwhile
+                        # wakes it again, which cuts this short).
                         await self._wakeup.wait(GATHER)
                 elif watch:
                     assert isinstance(stream, FdStream)
                     stream.check_idle()
+
+    def _may_gather(self) -> bool:
+        """May the writer wait ``GATHER`` before its next read? Not while a flush, the close
+        or a reopen waits for it, nor while the stream is down."""
+        return bool(
+            GATHER
+            and self.state == "running"
+            and self._stop_at is None
+            and not self._reopen_wanted
+            and not self._progress.waited()
+        )
 
     def _take(self, chunks: list[Chunk], upto: int) -> tuple[bytes | bytearray, int]:
         """Move past what was read, counting gaps and level filtering: the lines to write."""
