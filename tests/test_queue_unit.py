@@ -242,6 +242,97 @@ def test_loop_and_thread_puts_interleave_without_losing_or_reordering_either() -
         assert mine == list(range(200))
 
 
+def test_a_threads_put_does_not_wait_for_a_lock_another_thread_holds() -> None:
+    """Eight threads logging at once reached a quarter of one thread's rate: each waited
+    for the queue's lock while its owner waited for the GIL. A thread that finds the lock
+    taken appends its line without it (while the caps are far), and its later lines follow
+    it there, so its own order holds; the loop's next put seals them before its own line."""
+    queue = make_queue(max_events=1000)
+    put_all(queue, "loop", [event(0, source="loop")])
+    queue._lock.acquire()  # another thread's put, say, holds it
+    try:
+        started = time.monotonic()
+        put_all(queue, "thread", [event(i, source="thread") for i in range(100)])
+        took = time.monotonic() - started
+    finally:
+        queue._lock.release()
+    assert took < 0.5, f"100 puts took {took:.2f} s (each waited for the lock)"
+    put_all(queue, "thread", [event(i, source="thread") for i in range(100, 200)])
+    put_all(queue, "loop", [event(1, source="loop")])  # after the thread's calls returned
+    result = read(queue)
+    assert result.seqs == list(range(202))
+    assert [item["i"] for _, item in result.events if item["source"] == "thread"] == list(
+        range(200)
+    )
+    assert [item["source"] for _, item in result.events][-1] == "loop"
+    assert queue.statistics().entered == 202
+
+
+def test_a_flush_from_a_thread_takes_the_lines_a_thread_put_without_the_lock() -> None:
+    """With the loop gone (a flush at exit from another thread), the lines put without
+    the lock are read too: only the loop's own open chunk waits for the loop."""
+    queue = make_queue(max_events=1000)
+    queue._lock.acquire()
+    try:
+        put_all(queue, "thread", [event(i, source="thread") for i in range(10)])
+    finally:
+        queue._lock.release()
+    got: list[tuple[list[Chunk], int]] = []
+    in_thread(lambda: got.append(queue.read_from_thread(0)))
+    chunks, upto = got[0]
+    assert upto == 10
+    assert [json.loads(line)["i"] for c in chunks for line in bytes(c.data).splitlines()] == list(
+        range(10)
+    )
+
+
+def test_near_the_caps_a_thread_takes_the_lock_and_still_follows_its_own_lines() -> None:
+    """Without the lock a thread only appends while 64 more such events fit: near the caps
+    it takes the lock (evicting or refusing as the policy says). Its lines still waiting
+    from the unlocked path go first."""
+    queue = make_queue(max_events=100)  # unlocked while fewer than 36 are held
+    queue._lock.acquire()
+    try:
+        put_all(queue, "thread", [event(i, source="thread") for i in range(30)])
+    finally:
+        queue._lock.release()
+    put_all(queue, "thread", [event(i, source="thread") for i in range(30, 80)])
+    result = read(queue)
+    assert result.values("i") == list(range(80))
+    assert queue.statistics().held == 80
+
+
+@pytest.mark.parametrize("overflow", OVERFLOWS)
+def test_threads_putting_while_the_queue_closes_leave_nothing_unsealed(
+    overflow: Overflow,
+) -> None:
+    """A line appended without the lock just as the loop closes the queue could miss the
+    close's last seal, with nothing to seal it after: counted as entered, never written.
+    Such a line is taken back and counted as refused, so every put is either sealed before
+    the last sequence number or refused."""
+    with fast_thread_switches():
+        for _ in range(20):
+            queue = make_queue(max_events=100_000, overflow=overflow)
+            start = threading.Barrier(5)
+
+            def work(queue: EventQueue = queue, start: threading.Barrier = start) -> None:
+                start.wait()
+                for i in range(500):
+                    queue.put(event(i, source="thread"), INFO)
+
+            threads = [threading.Thread(target=work) for _ in range(4)]
+            for thread in threads:
+                thread.start()
+            start.wait()
+            time.sleep(0.002)
+            last = queue.close()
+            for thread in threads:
+                thread.join(30)
+            stats = queue.statistics()
+            assert stats.entered + stats.rejected == 2000
+            assert queue.entered() == queue.last_seq() == last, "lines left unsealed"
+
+
 # -- caps -----------------------------------------------------------------------------------
 
 

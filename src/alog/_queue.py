@@ -2,7 +2,10 @@
 
 **Put.** A call on the loop's thread encodes its event straight into the *open chunk* (one
 msgspec call into a reused buffer: the cheapest path measured here). Calls from other threads
-encode on their own and append the finished line under a lock to a chunk of their own. A
+encode on their own and append the finished line under a lock to a chunk of their own; one
+that finds the lock taken appends its line to ``_side`` without it, as the re-entrant path
+does, while the caps are far (a thread waiting for a lock whose owner waits for the GIL is
+the costliest thing a call can do), and a thread's later lines follow it there. A
 chunk is *sealed* when it is full or when a writer reads: sealing gives its events sequence
 numbers, in the order sealed, and from then on its bytes never change.
 
@@ -51,6 +54,10 @@ _NEVER: Final = -(2**62)
 _NEWLINE: Final = 10
 _CHUNK_BYTES: Final = 64 * 1024
 _NOBODY: Final = -1
+_UNLOCKED_MARGIN: Final = 64
+"""A thread appends without the lock only while this many more events of its size fit, so
+the caps hold (within one event) unless more threads than this are between the check and
+the append at once."""
 _STATISTICS_WAIT: Final = 0.05
 """Seconds ``statistics`` waits for the lock before it reads without it."""
 _get_ident: Final = threading.get_ident
@@ -154,6 +161,8 @@ class EventQueue:
         "_sealed_events",
         "_share",
         "_side",
+        "_side_bytes",
+        "_side_events",
         "_thread_events",
         "_thread_levels",
         "_thread_open",
@@ -222,7 +231,12 @@ class EventQueue:
         self._thread_since = 0
         self._thread_levels: array[int] | None = array("H") if track_levels else None
         # Lines from the re-entrant path: (line with its newline, level).
+        # Lines from the re-entrant path and from threads that found the lock taken, with
+        # their newline and level; counted before each is appended and after it is sealed,
+        # so that the caps, read without the lock, never count one short.
         self._side: deque[tuple[bytes, int]] = deque()
+        self._side_bytes = 0
+        self._side_events = 0
         # alog's own reports (loop thread), sealed into chunks that are never evicted.
         self._internal: list[tuple[bytes, int]] = []  # (line with its newline, level)
 
@@ -350,11 +364,14 @@ class EventQueue:
             self._put_reentrant(event, levelno)
             return
         data = self._encode_alone(event)
-        # Bounded: a signal handler that interrupted this thread just before it marked the
-        # lock as its own would otherwise wait for itself.
-        if not self._lock.acquire(timeout=1.0):
-            self._put_reentrant(event, levelno)
-            return
+        if self._side or not self._lock.acquire(blocking=False):
+            if self._put_unlocked(data, levelno):
+                return
+            # Bounded: a signal handler that interrupted this thread just before it marked
+            # the lock as its own would otherwise wait for itself.
+            if not self._lock.acquire(timeout=1.0):
+                self._put_reentrant(event, levelno)
+                return
         self._lock_owner = me
         try:
             size = len(data) + 1
@@ -366,22 +383,29 @@ class EventQueue:
                 or self._side
             ) and not self._thread_room(size):
                 return
-            self._thread_open += data
-            self._thread_open.append(_NEWLINE)
-            if not self._thread_events:
-                self._thread_since = _counter()
-            self._thread_events += 1
-            levels = self._thread_levels
-            if levels is not None:
-                levels.append(min(levelno, 65535))
-            if (
-                len(self._thread_open) >= self._chunk_bytes
-                or self._thread_events >= self._chunk_events
-            ):
-                self._seal_thread_chunk()
-                self._set_limits()
-            else:  # the loop's next put seals this line first, and recounts its room
+            if self._side:
+                # This thread's earlier lines may wait there (see _put_unlocked): after them.
+                self._side_events += 1
+                self._side_bytes += size
+                self._side.append((data + b"\n", levelno))
                 self._event_limit = 0
+            else:
+                self._thread_open += data
+                self._thread_open.append(_NEWLINE)
+                if not self._thread_events:
+                    self._thread_since = _counter()
+                self._thread_events += 1
+                levels = self._thread_levels
+                if levels is not None:
+                    levels.append(min(levelno, 65535))
+                if (
+                    len(self._thread_open) >= self._chunk_bytes
+                    or self._thread_events >= self._chunk_events
+                ):
+                    self._seal_thread_chunk()
+                    self._set_limits()
+                else:  # the loop's next put seals this line first, and recounts its room
+                    self._event_limit = 0
             wake = self.sleeping
             if wake:
                 self.sleeping = False  # one hand-off wakes the writers; later calls need none
@@ -390,6 +414,53 @@ class EventQueue:
             self._lock.release()
         if wake:
             self._wake_threadsafe()
+
+    def _put_unlocked(self, data: bytes, levelno: int) -> bool:
+        """Another thread holds the lock, or lines wait in ``_side``: append to ``_side``
+        without the lock, while the caps are far (``_UNLOCKED_MARGIN``). A thread that waits
+        for a lock whose owner waits for the GIL costs more than the call: eight threads
+        logging at once reached a quarter of one thread's rate. False if the caps are near
+        or the queue is closed: the caller takes the lock then."""
+        line = data + b"\n"
+        size = len(line)
+        if (
+            self.closed
+            or self._held_bytes() + size * _UNLOCKED_MARGIN > self.max_bytes
+            or self._held_events() + _UNLOCKED_MARGIN > self.max_events
+        ):
+            return False
+        item = (line, levelno)
+        self._side_events += 1
+        self._side_bytes += size
+        self._side.append(item)
+        self._event_limit = 0  # the loop's next put seals it first (see _set_limits)
+        if self.closed:
+            self._take_back_after_close(item)
+            return True
+        if self.sleeping:
+            self.sleeping = False
+            self._wake_threadsafe()
+        return True
+
+    def _take_back_after_close(self, item: tuple[bytes, int]) -> None:
+        """The queue closed while this line was appended: the close's last seal may have
+        missed it, and nothing would seal it after. Under the lock (seals take it too): a
+        line still waiting is taken back and counted as refused, as a put after the close."""
+        if not self._lock.acquire(timeout=1.0):
+            return  # a signal handler in this thread's own section: left for the next seal
+        self._lock_owner = _get_ident()
+        try:
+            for index, waiting in enumerate(self._side):
+                if waiting is item:
+                    del self._side[index]
+                    self._side_events -= 1
+                    self._side_bytes -= len(item[0])
+                    self._rejected += 1
+                    self._note_loss()
+                    return
+        finally:
+            self._lock_owner = _NOBODY
+            self._lock.release()
 
     def _put_reentrant(self, event: dict[str, object], levelno: int) -> None:
         data = self._encode_alone(event)
@@ -401,6 +472,8 @@ class EventQueue:
             self._rejected += 1
             self._note_loss()
             return
+        self._side_events += 1
+        self._side_bytes += len(data) + 1
         self._side.append((data + b"\n", levelno))
 
     def put_internal(self, event: dict[str, object], levelno: int = 30) -> None:
@@ -420,13 +493,13 @@ class EventQueue:
     def _held_bytes(self) -> int:
         # tuple() copies the deque in C, under the GIL: a generator over the deque itself
         # raises RuntimeError if the loop's re-entrant path appends to it meanwhile.
-        side = sum(len(line) for line, _ in tuple(self._side)) if self._side else 0
+        side = self._side_bytes
         if self._internal:
             side += sum(len(line) for line, _ in self._internal)
         return self._sealed_bytes + len(self._open) + len(self._thread_open) + side
 
     def _held_events(self) -> int:
-        unsealed = self._open_events + self._thread_events + len(self._side) + len(self._internal)
+        unsealed = self._open_events + self._thread_events + self._side_events + len(self._internal)
         return self._sealed_events + unsealed
 
     def _full(self, size: int) -> bool:
@@ -610,6 +683,8 @@ class EventQueue:
         self._event_limit = (
             0 if self._thread_events else min(self._chunk_events, self.max_events - others_events)
         )
+        if self._side:  # after the store: a line appended meanwhile zeroes it again, or is seen
+            self._event_limit = 0
 
     # -- sealing ----------------------------------------------------------------------------
 
@@ -658,22 +733,30 @@ class EventQueue:
             self._seal_loop_chunk()
         if self._thread_events:
             self._seal_thread_chunk()
-        side = self._side
-        if side:
-            lines: list[bytes] = []
-            levels = array("H") if self._track_levels else None
-            while side:
-                line, levelno = side.popleft()
-                lines.append(line)
-                if levels is not None:
-                    levels.append(min(levelno, 65535))
-            self._append_chunk(b"".join(lines), len(lines), levels, _counter())
+        if self._side:
+            self._seal_side()
         internal = self._internal
         if internal:
             self._internal = []
             levels = array("H", [level for _, level in internal]) if self._track_levels else None
             data = b"".join([line for line, _ in internal])
             self._append_chunk(data, len(internal), levels, _counter(), keep=True)
+
+    def _seal_side(self) -> None:
+        """Under the lock: seal the lines waiting in ``_side`` (the re-entrant path's, and
+        other threads' that found the lock taken) as one chunk."""
+        side = self._side
+        lines: list[bytes] = []
+        levels = array("H") if self._track_levels else None
+        while side:
+            line, levelno = side.popleft()
+            lines.append(line)
+            if levels is not None:
+                levels.append(min(levelno, 65535))
+        data = b"".join(lines)
+        self._append_chunk(data, len(lines), levels, _counter())
+        self._side_events -= len(lines)  # after the seal counted them (see __init__)
+        self._side_bytes -= len(data)
 
     # -- the writers' side ------------------------------------------------------------------
 
@@ -727,10 +810,13 @@ class EventQueue:
         return chunks, upto
 
     def read_from_thread(self, reader: int) -> tuple[list[Chunk], int]:
-        """Another thread (a flush with the loop gone): only what is sealed or from threads."""
+        """Another thread (a flush with the loop gone): only what is sealed or from threads
+        (the loop's open chunk only the loop may seal)."""
         with self._section():
             if self._thread_events:
                 self._seal_thread_chunk()
+            if self._side:
+                self._seal_side()
             return self._unread(reader)
 
     def done(self, reader: int, seq: int) -> None:
@@ -754,7 +840,7 @@ class EventQueue:
         ):
             return False
         self.sleeping = True
-        if self._held_events() > self._sealed_events or self.closed:
+        if self.entered() > self._next_seq or self.closed:
             self.sleeping = False
             return False
         return True
@@ -803,7 +889,9 @@ class EventQueue:
             self._open_events = 0
             self._thread_open = bytearray()
             self._thread_events = 0
-            self._side.clear()
+            while self._side:
+                self._side_bytes -= len(self._side.popleft()[0])
+                self._side_events -= 1
             self._internal = []
             self._set_limits()
 
