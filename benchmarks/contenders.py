@@ -39,6 +39,13 @@ Burst = Callable[[int], None]
 BurstSeq = Callable[[int, int], None]
 
 
+def _importable(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ModuleNotFoundError:  # a dotted name whose parent package is missing
+        return False
+
+
 class Contender:
     """One logger configuration. Subclasses fill in ``burst`` and ``burst_seq`` in ``start``."""
 
@@ -57,11 +64,18 @@ class Contender:
     burst_one_field: Burst | None = None
     # A contender that is not Python runs this command instead of worker.py (throughput only).
     external: bool = False
+    # Fields the output carries as the censor ("[redacted]") instead of their value.
+    censored: frozenset[str] = frozenset()
+
+    @classmethod
+    def outputs(cls, path: str) -> list[str]:
+        """Every file a throughput run writes, each of which must hold every event."""
+        return [path]
 
     @classmethod
     def missing(cls) -> list[str]:
         """The required modules that are not importable in this environment."""
-        return [m for m in cls.requires if importlib.util.find_spec(m) is None]
+        return [m for m in cls.requires if not _importable(m)]
 
     @classmethod
     def unavailable(cls) -> str | None:
@@ -183,6 +197,63 @@ class Floor(Contender):
         return {}
 
 
+class FloorInline(Contender):
+    name = "floor-inline"
+    description = (
+        "the floor's work inline in the loop, no function call per event: dict display, "
+        "encode_into a reused bytearray, 1 MiB batched os.write"
+    )
+    requires = ("msgspec",)
+    has_disabled = False  # there is no call to disable
+
+    def load(self) -> None:
+        import msgspec
+
+        self._encoder = msgspec.json.Encoder()
+
+    async def start(self, path: str | None, *, level: str) -> None:
+        assert path is not None
+        fd = self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        buf = self._buf = bytearray()
+        encode_into = self._encoder.encode_into
+        now = datetime.now
+        write = os.write
+
+        def burst(k: int) -> None:
+            for _ in range(k):
+                encode_into(
+                    {
+                        "time": now(UTC),
+                        "level": "info",
+                        "logger": LOGGER_NAME,
+                        "msg": "request handled",
+                        "method": "GET",
+                        "path": "/api/items",
+                        "status": 200,
+                        "duration_ms": 12.5,
+                    },
+                    buf,
+                    -1,
+                )
+                buf.append(10)
+                if len(buf) >= 1 << 20:
+                    view = memoryview(buf)
+                    while view:
+                        view = view[write(fd, view) :]
+                    view.release()
+                    buf.clear()
+
+        self.burst = burst
+
+    async def stop(self) -> dict[str, Any]:
+        view = memoryview(self._buf)
+        while view:
+            view = view[os.write(self._fd, view) :]
+        view.release()
+        os.close(self._fd)
+        return {}
+
+
 # --- alog ---------------------------------------------------------------------------------------
 
 
@@ -197,6 +268,10 @@ class Alog(Contender):
 
         self._alog = alog
 
+    def options(self, path: str, level: str) -> tuple[list[Any], dict[str, Any]]:
+        """The destinations and the keyword arguments of ``alog.run`` (a feature variant's)."""
+        return [self._alog.File(path)], {}
+
     async def start(self, path: str | None, *, level: str) -> None:
         alog = self._alog
         self._stack = contextlib.AsyncExitStack()
@@ -205,8 +280,13 @@ class Alog(Contender):
                 alog.Stdout(), level=level, write_timeout=30.0, max_bytes=8 * 1024 * 1024
             )
         else:
+            destinations, options = self.options(path, level)
             manager = alog.run(
-                alog.File(path), level=level, max_events=1_000_000, max_bytes=256 * 1024 * 1024
+                *destinations,
+                level=level,
+                max_events=1_000_000,
+                max_bytes=256 * 1024 * 1024,
+                **options,
             )
         self._pipeline = await self._stack.enter_async_context(manager)
         log = alog.get_logger(LOGGER_NAME)
@@ -221,6 +301,85 @@ class Alog(Contender):
         )
         return {name: getattr(stats, name) for name in names}
 
+
+# alog with one feature on: what the feature costs is its row against alog's, same run.
+
+
+def _add_region(event: dict[str, object]) -> dict[str, object]:
+    event["region"] = "eu-west-1"
+    return event
+
+
+class AlogProcessors(Alog):
+    name = "alog-processors"
+    description = "alog + one processor that adds a field (processors=[...])"
+    stall = False
+    has_disabled = False
+
+    def options(self, path: str, level: str) -> tuple[list[Any], dict[str, Any]]:
+        return [self._alog.File(path)], {"processors": [_add_region]}
+
+
+class AlogRedact(Alog):
+    name = "alog-redact"
+    description = 'alog + redact=["path", "headers.authorization"] (one field the event carries)'
+    stall = False
+    has_disabled = False
+    censored = frozenset({"path"})
+
+    def options(self, path: str, level: str) -> tuple[list[Any], dict[str, Any]]:
+        return [self._alog.File(path)], {"redact": ["path", "headers.authorization"]}
+
+
+class AlogOtel(Alog):
+    name = "alog-otel"
+    description = "alog + otel=True, every call inside a recording OpenTelemetry SDK span"
+    stall = False
+    has_disabled = False
+    requires = ("alog", "opentelemetry.sdk")
+
+    def load(self) -> None:
+        super().load()
+        from opentelemetry.sdk.trace import TracerProvider
+
+        self._tracer = TracerProvider().get_tracer("bench")
+
+    def options(self, path: str, level: str) -> tuple[list[Any], dict[str, Any]]:
+        return [self._alog.File(path)], {"otel": True}
+
+    async def start(self, path: str | None, *, level: str) -> None:
+        await super().start(path, level=level)
+        # Entered in the caller's task (start is awaited, not spawned): the bursts run in it.
+        self._stack.enter_context(self._tracer.start_as_current_span("request"))
+
+
+class AlogFanout(Alog):
+    name = "alog-fanout"
+    description = "alog + a second File destination (fan-out: every event to both files)"
+    stall = False
+    has_disabled = False
+
+    @classmethod
+    def outputs(cls, path: str) -> list[str]:
+        return [path, path + ".2"]
+
+    def options(self, path: str, level: str) -> tuple[list[Any], dict[str, Any]]:
+        return [self._alog.File(p) for p in self.outputs(path)], {}
+
+
+class AlogLevels(Alog):
+    name = "alog-levels"
+    description = "alog + levels per logger (loggers={...}, three loggers named)"
+    stall = False  # its disabled call is the one with levels per logger configured
+
+    def options(self, path: str, level: str) -> tuple[list[Any], dict[str, Any]]:
+        # The bench logger at the run's level (the disabled scenario's is "warning"), its
+        # children and another logger at levels of their own.
+        loggers = {LOGGER_NAME: level, f"{LOGGER_NAME}.db": "debug", "other": "error"}
+        return [self._alog.File(path)], {"loggers": loggers}
+
+
+FEATURES = ("alog-processors", "alog-redact", "alog-otel", "alog-fanout", "alog-levels")
 
 # --- stdlib logging -----------------------------------------------------------------------------
 
@@ -632,7 +791,13 @@ CONTENDERS: dict[str, type[Contender]] = {
     c.name: c
     for c in (
         Alog,
+        AlogProcessors,
+        AlogRedact,
+        AlogOtel,
+        AlogFanout,
+        AlogLevels,
         Floor,
+        FloorInline,
         Structlog,
         Picologging,
         Stdlib,

@@ -3,6 +3,9 @@
     .venv/bin/python benchmarks/hot_path.py burst       # 300,000 events at full speed, default caps
     .venv/bin/python benchmarks/hot_path.py threads     # 8 threads logging at once against 1
     .venv/bin/python benchmarks/hot_path.py disabled    # a disabled call against a do-nothing one
+    .venv/bin/python benchmarks/hot_path.py burst --json out.json   # the numbers as JSON too
+
+``benchmarks/run.py`` runs the three after its other scenarios (``--no-hot-path`` skips them).
 
 ``burst`` counts the lines in the file and what the statistics say was dropped (the target:
 nothing lost). ``threads`` logs the same number of events from 1 and from 8 threads, three
@@ -15,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import statistics
 import tempfile
 import threading
@@ -39,7 +43,7 @@ def _lines(path: Path) -> tuple[int, int]:
     return events, notices
 
 
-async def burst(events: int, folder: Path) -> None:
+async def burst(events: int, folder: Path) -> dict[str, Any]:
     path = folder / "burst.log"
     started = time.perf_counter()
     async with alog.run(alog.File(path)) as pipeline:  # default caps
@@ -56,6 +60,17 @@ async def burst(events: int, folder: Path) -> None:
         f"undelivered {stats.undelivered:,}, notices {notices}, batches {stats.batches:,}, "
         f"peak queued {stats.peak_queued:,}, {events / elapsed / 1e3:,.0f} k events/s"
     )
+    return {
+        "events": events,
+        "lines": lines,
+        "lost": events - lines,
+        "dropped": stats.dropped,
+        "undelivered": stats.undelivered,
+        "notices": notices,
+        "batches": stats.batches,
+        "peak_queued": stats.peak_queued,
+        "events_per_s": events / elapsed,
+    }
 
 
 def _log_from_thread(count: int) -> None:
@@ -82,16 +97,25 @@ async def _threads_once(threads: int, events: int, path: Path) -> float:
     return events / elapsed
 
 
-async def threads(events: int, folder: Path) -> None:
+async def threads(events: int, folder: Path, rounds: int = 3) -> dict[str, Any]:
     rates: dict[int, list[float]] = {1: [], 8: []}
-    for _ in range(3):
+    for _ in range(rounds):
         for count in rates:
             rates[count].append(await _threads_once(count, events, folder / "threads.log"))
     one, eight = statistics.median(rates[1]), statistics.median(rates[8])
     print(
         f"threads: 1 thread {one / 1e3:,.0f} k/s, 8 threads {eight / 1e3:,.0f} k/s "
-        f"(medians of 3), ratio {eight / one:.2f}"
+        f"(medians of {rounds}), ratio {eight / one:.2f}"
     )
+    return {
+        "events": events,
+        "rounds": rounds,
+        "one_per_s": one,
+        "eight_per_s": eight,
+        "ratio": eight / one,
+        "one_rounds": rates[1],
+        "eight_rounds": rates[8],
+    }
 
 
 class _Noop:
@@ -109,41 +133,60 @@ def _one(log: Any, calls: int) -> None:
         log.info("request handled", status=200)
 
 
-def _best(burst: Any, log: Any, calls: int = 200_000) -> float:
+def _best(burst: Any, log: Any, calls: int = 200_000, repeats: int = 7) -> float:
     samples = []
-    for _ in range(7):
+    for _ in range(repeats):
         started = time.perf_counter_ns()
         burst(log, calls)
         samples.append((time.perf_counter_ns() - started) / calls)
     return min(samples)
 
 
-async def disabled(folder: Path) -> None:
+async def disabled(
+    folder: Path, rounds: int = 11, calls: int = 200_000, repeats: int = 7
+) -> dict[str, Any]:
     loggers = {"bench": "warning", "bench.db": "debug", "other": "error"}
+    result: dict[str, Any] = {"rounds": rounds, "calls": calls}
     async with alog.run(alog.File(folder / "disabled.log"), level="info", loggers=loggers):
         log, noop = alog.get_logger("bench"), _Noop()
-        for name, burst in (("four fields", _four), ("one field", _one)):
-            rounds = [(_best(burst, log), _best(burst, noop)) for _ in range(11)]
-            ours = statistics.median(r[0] for r in rounds)
-            theirs = statistics.median(r[1] for r in rounds)
+        for key, name, burst in (
+            ("four_fields", "four fields", _four),
+            ("one_field", "one field", _one),
+        ):
+            pairs = [
+                (_best(burst, log, calls, repeats), _best(burst, noop, calls, repeats))
+                for _ in range(rounds)
+            ]
+            ours = statistics.median(r[0] for r in pairs)
+            theirs = statistics.median(r[1] for r in pairs)
             print(
                 f"disabled, {name}: {ours:.0f} ns; a do-nothing method {theirs:.0f} ns "
                 f"({ours / theirs:.2f}x)"
             )
+            result[key] = {"ns": ours, "noop_ns": theirs, "ratio": ours / theirs}
+    return result
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("mode", choices=["burst", "threads", "disabled"])
     parser.add_argument("--events", type=int, default=None)
+    parser.add_argument("--quick", action="store_true", help="fewer rounds and calls")
+    parser.add_argument("--json", type=Path, help="also write the numbers to this file")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder:
+        result: dict[str, Any]
         if args.mode == "burst":
-            asyncio.run(burst(args.events or 300_000, Path(folder)))
+            result = asyncio.run(burst(args.events or 300_000, Path(folder)))
         elif args.mode == "threads":
-            asyncio.run(threads(args.events or 320_000, Path(folder)))
+            events = args.events or (32_000 if args.quick else 320_000)
+            result = asyncio.run(threads(events, Path(folder), rounds=1 if args.quick else 3))
+        elif args.quick:
+            result = asyncio.run(disabled(Path(folder), rounds=3, calls=20_000, repeats=3))
         else:
-            asyncio.run(disabled(Path(folder)))
+            result = asyncio.run(disabled(Path(folder)))
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=1))
 
 
 if __name__ == "__main__":

@@ -94,11 +94,12 @@ async def throughput(c: Contender, events: int, path: str) -> dict[str, Any]:
 
 
 class _Noop:
-    """The cheapest Python-level logger: a method that does nothing, alog's signature."""
+    """The cheapest Python-level logger: a method that does nothing with the same arguments
+    (no keyword-only parameter: matching each keyword against one costs ~50 ns with four)."""
 
     __slots__ = ()
 
-    def info(self, msg: str, /, *, exc_info: object = None, **fields: object) -> None:
+    def info(self, msg: str, /, **fields: object) -> None:
         pass
 
 
