@@ -28,7 +28,9 @@ PALETTE = ["#2e86ab", "#f18f01", "#3b8b5a", "#6a4c93", "#8d6e63", "#e0a800"]
 
 
 def _colour(name: str) -> str:
-    return {"alog": ALOG, "floor": FLOOR}.get(name, PEER)
+    if name.startswith("alog"):
+        return ALOG
+    return FLOOR if name.startswith("floor") else PEER
 
 
 def throughput(data: dict[str, Any], out: Path) -> Path:
