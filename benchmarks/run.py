@@ -617,37 +617,40 @@ def targets(out: dict[str, Any]) -> dict[str, Any]:
             "alog CPU per event vs the inline floor (no call per event)",
         )
     )
-    python_peers = {
-        n: m
-        for n, m in ok.items()
-        if not n.startswith(("alog", "floor", "pino")) and not CONTENDERS[n].external
-    }
-    if python_peers:
-        fastest = min(python_peers, key=lambda n: python_peers[n]["cpu_us_per_event"])
-        t["fastest_peer"] = fastest
-        t["fastest_peer_cpu_vs_alog"] = python_peers[fastest]["cpu_us_per_event"] / alog
+
+    def fastest(names: list[str]) -> tuple[str | None, float | None]:
+        """The group's lowest CPU per event, as a multiple of alog's."""
+        if not names:
+            return None, None
+        best = min(names, key=lambda n: ok[n]["cpu_us_per_event"])
+        return best, ok[best]["cpu_us_per_event"] / alog
+
+    peer, t["fastest_peer_cpu_vs_alog"] = fastest(
+        [
+            n
+            for n in ok
+            if not n.startswith(("alog", "floor", "pino")) and not CONTENDERS[n].external
+        ]
+    )
+    t["fastest_peer"] = peer
     checks.append(
         _check(
             "fastest_peer_cpu_vs_alog",
-            t.get("fastest_peer_cpu_vs_alog"),
+            t["fastest_peer_cpu_vs_alog"],
             3.0,
             ">=",
-            f"fastest correct Python peer ({t.get('fastest_peer', '-')}) CPU per event vs alog's",
+            f"fastest correct Python peer ({peer or '-'}) CPU per event vs alog's",
         )
     )
-    pinos = {n: m for n, m in ok.items() if n.startswith("pino")}
-    if pinos:
-        fastest = min(pinos, key=lambda n: pinos[n]["cpu_us_per_event"])
-        t["fastest_pino"] = fastest
-        t["pino_cpu_vs_alog"] = pinos[fastest]["cpu_us_per_event"] / alog
+    pino, t["pino_cpu_vs_alog"] = fastest([n for n in ok if n.startswith("pino")])
+    t["fastest_pino"] = pino
     checks.append(
         _check(
             "pino_cpu_vs_alog",
-            t.get("pino_cpu_vs_alog"),
+            t["pino_cpu_vs_alog"],
             2.0,
             ">=",
-            f"pino ({t.get('fastest_pino', c.get('pino', {}).get('status', 'not run'))}) "
-            "CPU per event vs alog's",
+            f"pino ({pino or c.get('pino', {}).get('status', 'not run')}) CPU per event vs alog's",
         )
     )
     floor = ok.get("floor")

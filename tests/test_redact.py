@@ -161,6 +161,44 @@ def test_a_redacted_value_is_scrubbed_from_every_text_of_the_event() -> None:
     assert event["short"] == "abc"
 
 
+class Pin(int):
+    """An int subclass (an IntEnum member is one): written as its number."""
+
+
+@pytest.mark.parametrize(
+    ("value", "text", "scrubbed"),
+    [
+        pytest.param("hunter22", "hunter22", True, id="str"),
+        pytest.param(482913, "482913", True, id="int"),
+        pytest.param(4829.5, "4829.5", True, id="float"),
+        pytest.param(Pin(771234), "771234", True, id="int-subclass"),
+        pytest.param(b"s3cr3t!", "s3cr3t!", True, id="bytes"),
+        pytest.param(True, "True", False, id="bool-is-not-a-number"),
+        pytest.param(123, "123", False, id="shorter-than-MIN_SCRUB_LENGTH"),
+    ],
+)
+def test_each_kind_of_redacted_value_is_scrubbed_from_the_events_texts_as_written(
+    value: object, text: str, scrubbed: bool
+) -> None:
+    """A redacted value is searched for as the text it would be written as: a str as
+    itself, a number (bools aside) by its digits, bytes decoded; the value's own key always
+    gets the censor. Strings and plain numbers take a path without calls (apply), the rest
+    _collect: both must give the same texts."""
+    compiled = compile_redaction(["pin"])
+    assert compiled is not None
+    event: dict[str, Any] = {"time": "t", "level": "info", "logger": "app", "msg": f"pin {text}"}
+    event["pin"] = value
+    event["note"] = f"was {text}"
+    compiled.apply(event)
+    assert event["pin"] == "[redacted]"
+    if scrubbed:
+        assert event["msg"] == "pin [redacted]"
+        assert event["note"] == "was [redacted]"
+    else:
+        assert event["msg"] == f"pin {text}"
+        assert event["note"] == f"was {text}"
+
+
 def test_nesting_past_the_depth_limit_is_censored_whole() -> None:
     """A value nested 100 levels deep (or a cycle) never slips past a '**' path."""
     deep: dict[str, Any] = {"secret": SECRET}
