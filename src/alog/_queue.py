@@ -230,7 +230,6 @@ class EventQueue:
         self._thread_events = 0
         self._thread_since = 0
         self._thread_levels: array[int] | None = array("H") if track_levels else None
-        # Lines from the re-entrant path: (line with its newline, level).
         # Lines from the re-entrant path and from threads that found the lock taken, with
         # their newline and level; counted before each is appended and after it is sealed,
         # so that the caps, read without the lock, never count one short.
@@ -491,9 +490,7 @@ class EventQueue:
     # -- room -------------------------------------------------------------------------------
 
     def _held_bytes(self) -> int:
-        # tuple() copies the deque in C, under the GIL: a generator over the deque itself
-        # raises RuntimeError if the loop's re-entrant path appends to it meanwhile.
-        side = self._side_bytes
+        side = self._side_bytes  # a counter: the deque is appended to without the lock
         if self._internal:
             side += sum(len(line) for line, _ in self._internal)
         return self._sealed_bytes + len(self._open) + len(self._thread_open) + side
