@@ -142,6 +142,24 @@ def verify_file(path: Path, events: int, censored: frozenset[str] = frozenset())
     return {"lines": lines, "correct": not problems, "problems": problems, "sample": sample}
 
 
+def verify_outputs(
+    paths: list[Path], events: int, censored: frozenset[str] = frozenset()
+) -> dict[str, Any]:
+    """:func:`verify_file` for each file a run wrote (fan-out writes two): correct only if
+    every one is, each problem named by its file when there are several."""
+    checks = [verify_file(p, events, censored) for p in paths]
+    return {
+        "lines": checks[0]["lines"],
+        "correct": all(c["correct"] for c in checks),
+        "problems": [
+            f"{p.name}: {problem}" if len(paths) > 1 else problem
+            for p, c in zip(paths, checks, strict=True)
+            for problem in c["problems"]
+        ],
+        "sample": next((c["sample"] for c in checks if c["sample"]), None),
+    }
+
+
 # --- running workers ------------------------------------------------------------------------------
 
 
@@ -175,17 +193,7 @@ def run_throughput(name: str, events: int, tmp: Path) -> dict[str, Any]:
     )
     outputs = [Path(p) for p in cls.outputs(str(path))]
     if "error" not in data:
-        checks = [verify_file(p, events, cls.censored) for p in outputs]
-        data["check"] = {
-            "lines": checks[0]["lines"],
-            "correct": all(c["correct"] for c in checks),
-            "problems": [
-                f"{p.name}: {problem}" if len(outputs) > 1 else problem
-                for p, c in zip(outputs, checks, strict=True)
-                for problem in c["problems"]
-            ],
-            "sample": next((c["sample"] for c in checks if c["sample"]), None),
-        }
+        data["check"] = verify_outputs(outputs, events, cls.censored)
     for p in outputs:
         with contextlib.suppress(FileNotFoundError):
             p.unlink()

@@ -133,18 +133,26 @@ def test_the_inline_floor_and_each_feature_variant_write_every_event_correctly(
     assert "| alog-fanout |" in run[1]
 
 
-def test_a_broken_copy_of_a_fanout_file_is_caught(tmp_path: Path) -> None:
-    """The fan-out row checks its second file too: a missing line there makes it broken."""
+def test_a_fanout_row_is_broken_when_its_second_file_misses_a_line(tmp_path: Path) -> None:
+    """The fan-out row checks each file it wrote: the first complete, the second a line
+    short, and the row is broken, the problem named by the file. A censored field passes
+    only where the contender says it is censored."""
     run_module = _load(RUN)
-    good = tmp_path / "a.log"
+    contenders = _load(ROOT / "benchmarks" / "contenders.py")
     event = {"time": "t", "level": "info", "msg": "request handled", **run_module.FIELDS}
-    good.write_text((json.dumps(event) + "\n") * 3)
-    assert run_module.verify_file(good, 3)["correct"]
-    assert not run_module.verify_file(good, 4)["correct"]
+    first = tmp_path / "fanout.log"
+    paths = [Path(p) for p in contenders.AlogFanout.outputs(str(first))]
+    assert len(paths) == 2
+    paths[0].write_text((json.dumps(event) + "\n") * 3)
+    paths[1].write_text((json.dumps(event) + "\n") * 2)
+    check = run_module.verify_outputs(paths, 3)
+    assert not check["correct"]
+    assert check["problems"] == [f"{paths[1].name}: 2 lines for 3 events"]
+    assert run_module.verify_outputs(paths[:1], 3)["correct"]
     redacted = tmp_path / "r.log"
     redacted.write_text(json.dumps({**event, "path": "[redacted]"}) + "\n")
-    assert not run_module.verify_file(redacted, 1)["correct"]
-    assert run_module.verify_file(redacted, 1, frozenset({"path"}))["correct"]
+    assert not run_module.verify_outputs([redacted], 1)["correct"]
+    assert run_module.verify_outputs([redacted], 1, contenders.AlogRedact.censored)["correct"]
 
 
 def test_every_issue_target_is_reported_met_missed_or_not_measured(
