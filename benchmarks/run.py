@@ -33,6 +33,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import instructions
 from contenders import CONTENDERS, FEATURES, FIELDS, MSG, STALL, THROUGHPUT
 
 HERE = Path(__file__).resolve().parent
@@ -236,6 +237,15 @@ def run_hot_path(tmp: Path, *, quick: bool) -> dict[str, Any]:
     return result
 
 
+def run_instructions(loggers: list[str], *, quick: bool) -> dict[str, Any]:
+    """benchmarks/instructions.py: instructions per event under valgrind, if installed."""
+    if instructions.valgrind() is None:
+        return {"unavailable": "valgrind is not on PATH"}
+    _progress(f"instructions: {', '.join(loggers)}")
+    small, large = (2_000, 4_000) if quick else (20_000, 60_000)
+    return instructions.measure(loggers, small, large)
+
+
 class _Drain(threading.Thread):
     """Reads a pipe to the end, keeping each chunk with the time it arrived."""
 
@@ -436,6 +446,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--no-hot-path", action="store_true", help="skip benchmarks/hot_path.py's three modes"
     )
     p.add_argument(
+        "--no-instructions",
+        action="store_true",
+        help="skip benchmarks/instructions.py (instructions per event under valgrind)",
+    )
+    p.add_argument(
         "--slow-seconds", type=float, default=20.0,
         help="a logger whose first run takes longer runs only one round (20)",
     )  # fmt: skip
@@ -514,6 +529,11 @@ def main(argv: list[str] | None = None) -> int:
                 out["stall"][name] = run_stall(name, args, tmp)
         if not args.no_hot_path and "alog" in runnable:
             out["hot_path"] = run_hot_path(tmp, quick=args.quick)
+        if not args.no_instructions and "alog" in runnable:
+            counted = instructions.QUICK if args.quick else instructions.DEFAULT
+            out["instructions"] = run_instructions(
+                [n for n in runnable if n in counted], quick=args.quick
+            )
 
     for name, entry in results.items():
         _summarise(name, entry, name in runnable)
@@ -746,6 +766,13 @@ def targets(out: dict[str, Any]) -> dict[str, Any]:
                 f"hot_path.py (median of {hot_disabled.get('rounds', '-')} rounds)",
             )
         )
+    counted = (out.get("instructions") or {}).get("ratios") or {}
+    for key, limit, op, text in (
+        ("alog_vs_floor_inline", 1.3, "<=", "alog instructions per event vs the inline floor"),
+        ("picologging_vs_alog", 3.0, ">=", "picologging instructions per event vs alog's"),
+    ):
+        if "instructions" in out:
+            checks.append(_check(f"instructions_{key}", counted.get(key), limit, op, text))
     if (b := out["stall"].get("baseline")) and "error" not in b:
         t["baseline_stall_max_lag_ms"] = b["max_lag_ms_stall"]
         t["baseline_stall_p99_lag_ms"] = b["p99_lag_ms_stall"]
@@ -892,6 +919,7 @@ def report(out: dict[str, Any]) -> str:
         for name, f in t["features"].items():
             lines.append(f"| {name} | {f['cpu_us_per_event']:.2f} us | {f['extra_us']:+.2f} us |")
     lines += _hot_path_report(out.get("hot_path") or {})
+    lines += _instructions_report(out.get("instructions") or {})
     if out["stall"]:
         lines += [
             "",
@@ -952,6 +980,15 @@ def _hot_path_report(hot: dict[str, Any]) -> list[str]:
     for mode, error in (hot.get("errors") or {}).items():
         lines.append(f"- {mode}: error: {error}")
     return lines
+
+
+def _instructions_report(counted: dict[str, Any]) -> list[str]:
+    if not counted:
+        return []
+    lines = ["", "## Instructions per event (benchmarks/instructions.py, valgrind)", ""]
+    if "unavailable" in counted:
+        return [*lines, f"- unavailable: {counted['unavailable']}"]
+    return lines + instructions.report(counted)
 
 
 def _loss_report(name: str, s: dict[str, Any]) -> str:

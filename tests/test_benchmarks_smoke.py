@@ -32,6 +32,7 @@ PYTHON = (
     "loguru-enqueue,aiologger,baseline," + ",".join(FEATURES)
 )
 HOT_PATH = ROOT / "benchmarks" / "hot_path.py"
+INSTRUCTIONS = ROOT / "benchmarks" / "instructions.py"
 CHARTS = ROOT / "benchmarks" / "charts.py"
 
 
@@ -65,6 +66,7 @@ def fixture_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any
             "--recovery-seconds=0.2",
             "--grace-seconds=0.1",
             f"--loggers={PYTHON}",
+            "--no-instructions",  # valgrind's own test below
             f"--json={results}",
             f"--tmpdir={tmp}",
         ],
@@ -214,6 +216,121 @@ def test_hot_path_writes_its_numbers_as_json(mode: str, tmp_path: Path) -> None:
     else:
         assert data["one_field"]["ratio"] > 0
     assert mode in proc.stdout
+
+
+@pytest.mark.timeout(300)  # two runs under valgrind, about 20 s each on this machine
+def test_run_py_counts_instructions_per_event_under_valgrind(tmp_path: Path) -> None:
+    """run.py runs benchmarks/instructions.py: a count per contender, ratios, a report section
+    and the instruction targets among the checks."""
+    if shutil.which("valgrind") is None:
+        if os.environ.get("CI"):
+            pytest.fail("valgrind is not on PATH: .ci/run installs it")
+        pytest.skip("valgrind is not on PATH (apt-get install -y valgrind)")
+    results = tmp_path / "results.json"
+    proc = subprocess.run(
+        [
+            sys.executable, str(RUN), "--quick", "--loggers=floor,alog", "--events=2000",
+            "--rounds=1", "--no-stall", "--no-hot-path", f"--json={results}",
+            f"--tmpdir={tmp_path}",
+        ],
+        capture_output=True, text=True, timeout=300, check=False, cwd=ROOT,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    data = json.loads(results.read_text())
+    counted = data["instructions"]
+    assert counted["events"] == [2000, 4000]
+    floor = counted["contenders"]["floor"]["per_event"]
+    alog = counted["contenders"]["alog"]["per_event"]
+    # Python builds a dict and encodes it: thousands of instructions, never zero or millions.
+    assert 3_000 < floor < alog < 100_000, counted
+    assert counted["ratios"]["alog_vs_floor"] == round(alog / floor, 3)
+    assert "## Instructions per event" in proc.stdout
+    assert f"| alog | {alog:,} |" in proc.stdout
+    checks = {c["name"]: c for c in data["targets"]["checks"]}
+    # No inline floor or picologging in this run: reported, but not measured.
+    assert checks["instructions_alog_vs_floor_inline"]["status"] == "not measured"
+    assert checks["instructions_picologging_vs_alog"]["status"] == "not measured"
+
+
+def test_instruction_ratios_and_report_from_counts() -> None:
+    """The ratios are the issue's targets in instructions; a contender that failed is shown
+    with its error and left out of them."""
+    module = _load(INSTRUCTIONS)
+    data = {
+        "events": [10, 20],
+        "contenders": {
+            "floor-inline": {"per_event": 1000},
+            "floor": {"per_event": 1300},
+            "alog": {"per_event": 2000},
+            "picologging": {"per_event": 5000},
+            "structlog": {"error": "exit 1: boom"},
+        },
+    }
+    data["ratios"] = module.ratios(data["contenders"])
+    assert data["ratios"] == {
+        "alog_vs_floor_inline": 2.0,
+        "alog_vs_floor": 1.538,
+        "picologging_vs_alog": 2.5,
+        "floor_vs_floor_inline": 1.3,
+    }
+    lines = module.report(data)
+    assert "| alog | 2,000 |" in lines
+    assert "| structlog | exit 1: boom |" in lines
+    assert "- picologging_vs_alog: 2.50x" in lines
+
+
+@pytest.mark.parametrize(
+    "part", ["call", "dict", "now", "encode", "level-method", "build", "queue"]
+)
+def test_each_piece_of_the_call_that_instructions_counts_runs(part: str) -> None:
+    """``--parts`` runs each piece under valgrind; here each runs on its own (no valgrind,
+    which would take minutes for all seven), so that none rots."""
+    proc = subprocess.run(
+        [sys.executable, str(INSTRUCTIONS), "--part", part, "--small", "2000"],
+        capture_output=True, text=True, timeout=60, check=False, cwd=ROOT,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+
+
+def test_the_pieces_report_what_each_adds() -> None:
+    """Each piece adds to the row above; alog's level method starts over from the bare call."""
+    module = _load(INSTRUCTIONS)
+    counts = [100, 300, 500, 900, 150, 700, 1200]
+    parts = module.pieces(dict(zip(module.PARTS, counts, strict=True)))
+    assert [p["added"] for p in parts.values()] == [None, 200, 200, 400, 50, 550, 500]
+    data = {"events": [10, 20], "parts": parts}
+    lines = module.report_parts(data)
+    assert lines[2].startswith("| call: ") and lines[2].endswith("| 100 | - |")
+    assert lines[6].endswith("| 150 | +50 |")  # level-method over the call
+    assert lines[8].endswith("| 1,200 | +500 |")  # the queue over the builder
+
+
+def test_instructions_says_so_without_valgrind(tmp_path: Path) -> None:
+    """Without valgrind on PATH: a one-line reason and exit status 2; run.py reports the
+    section as unavailable and goes on."""
+    bare = tmp_path / "bin"
+    bare.mkdir()
+    env = {**os.environ, "PATH": str(bare)}
+    proc = subprocess.run(
+        [sys.executable, str(INSTRUCTIONS), "--quick"],
+        capture_output=True, text=True, timeout=60, check=False, cwd=ROOT, env=env,
+    )  # fmt: skip
+    assert proc.returncode == 2
+    assert "valgrind is not on PATH" in proc.stderr
+    results = tmp_path / "results.json"
+    proc = subprocess.run(
+        [
+            sys.executable, str(RUN), "--quick", "--loggers=alog", "--events=1000",
+            "--rounds=1", "--no-stall", "--no-hot-path", f"--json={results}",
+            f"--tmpdir={tmp_path}",
+        ],
+        capture_output=True, text=True, timeout=120, check=False, cwd=ROOT, env=env,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert json.loads(results.read_text())["instructions"] == {
+        "unavailable": "valgrind is not on PATH"
+    }
+    assert "- unavailable: valgrind is not on PATH" in proc.stdout
 
 
 def test_charts_are_drawn_from_a_results_file_and_a_service_results_file(
