@@ -470,6 +470,71 @@ def test_drop_newest_keeps_the_first_events_and_counts_the_rest_rejected(side: S
     assert result.gap(0) == 0
 
 
+def test_a_full_queue_refuses_the_loops_puts_without_the_lock() -> None:
+    """Once a put was refused for want of room, the loop's next ones are refused without
+    taking the lock while nothing changed: in a stall every call is refused, and the locked
+    check cost four times an accepted put. Counted exactly as the locked refusal counts."""
+    queue = make_queue(max_events=100, overflow="drop_newest")
+    put_all(queue, "loop", [event(i) for i in range(101)])  # the 101st is refused, locked
+    assert queue.statistics().rejected == 1
+    held = threading.Event()
+    release = threading.Event()
+
+    def hold_the_lock() -> None:
+        with queue._lock:
+            held.set()
+            release.wait(5.0)
+
+    holder = threading.Thread(target=hold_the_lock)
+    holder.start()
+    try:
+        assert held.wait(5.0)
+        started = time.monotonic()
+        put_all(queue, "loop", [event(i) for i in range(101, 201)])
+        elapsed = time.monotonic() - started
+    finally:
+        release.set()
+        holder.join()
+    assert elapsed < 1.0  # with the lock needed, each put waits for the holder (5 s)
+    stats = queue.statistics()
+    assert (stats.entered, stats.rejected) == (100, 101)
+    assert queue.first_loss > 0
+    assert read(queue).values("i") == list(range(100))
+
+
+@pytest.mark.parametrize("overflow", OVERFLOWS)
+def test_a_refusing_queue_takes_events_again_as_soon_as_room_is_freed(overflow: Overflow) -> None:
+    """A reader's ``done`` (or any section, seal or eviction) ends the unlocked refusals:
+    the next put sees the room and is accepted."""
+    queue = make_queue(max_events=8, overflow=overflow)
+    queue.put(event(0), INFO)
+    first = queue.read(0)  # in flight: drop_oldest cannot evict it either
+    put_all(queue, "loop", [event(i) for i in range(1, 40)])
+    before = queue.statistics()
+    assert before.rejected + before.evicted > 0
+    queue.done(0, first[1])
+    result = read(queue)
+    queue.done(0, result.upto)
+    queue.put(event(99), INFO)
+    after = queue.statistics()
+    assert after.entered == before.entered + 1
+    assert after.rejected == before.rejected
+    assert read(queue).values("i") == [99]
+
+
+def test_any_section_seal_or_eviction_ends_the_unlocked_refusals() -> None:
+    """What could make room (every section, seal and eviction) is counted; the loop's next
+    put after one looks under the lock again, and a refusal there starts them over."""
+    queue = make_queue(max_events=100, overflow="drop_newest")
+    put_all(queue, "loop", [event(i) for i in range(101)])
+    assert queue._full_at == queue._room_gen  # refusing without the lock from now on
+    queue.seal()
+    assert queue._full_at != queue._room_gen
+    queue.put(event(300), INFO)  # refused under the lock, which starts them again
+    assert queue._full_at == queue._room_gen
+    assert queue.statistics().rejected == 2
+
+
 @pytest.mark.parametrize("side", SIDES)
 def test_drop_oldest_evicts_from_the_front_and_keeps_the_newest(side: Side) -> None:
     """drop_oldest keeps the most recent events: a contiguous tail ending with the last put."""

@@ -18,7 +18,10 @@ in the sequence numbers knows exactly how many of its events were lost, and coun
 ``drop_oldest`` evicts the oldest chunk nobody is writing. With several readers, one that
 holds more than its share (``max_bytes / readers``) loses its oldest unread chunks first, so
 a stalled destination never stops the others. An open chunk holds at most an eighth of the
-caps, so there is always something old enough to evict.
+caps, so there is always something old enough to evict. Once a put on the loop's thread was
+refused, the next ones are refused without the lock until something changes that could make
+room (``_room_gen``): in a stall every call is refused, and a refusal must not cost four
+times an accepted put.
 
 **Re-entrancy: the one mechanism.** A log call can run inside alog's own code on the same
 thread: in a signal handler that interrupted it, or in a ``__repr__`` that msgspec calls
@@ -135,6 +138,7 @@ class EventQueue:
         "_encoder",
         "_event_limit",
         "_evicted",
+        "_full_at",
         "_internal",
         "_interrupted",
         "_last_report",
@@ -153,8 +157,10 @@ class EventQueue:
         "_read_events",
         "_read_limit",
         "_read_pos",
+        "_refused_unlocked",
         "_rejected",
         "_reports",
+        "_room_gen",
         "_run_on_loop",
         "_seal_asked",
         "_sealed_bytes",
@@ -253,6 +259,13 @@ class EventQueue:
         """A writer waits for events: the next put wakes it (read by the put, set by park)."""
         self.closed = False
         self._rejected = 0
+        # A full queue refuses a loop's put without the lock while nothing changed since it
+        # last refused one under it (_full_at == _room_gen): in a stall every call is refused,
+        # and the locked check costs four times an accepted put. _room_gen counts whatever
+        # could make room (every section, seal and eviction), always under the lock.
+        self._room_gen = 0
+        self._full_at = -1
+        self._refused_unlocked = 0  # the loop thread's own count: no lock, no race
         self._evicted = 0
         self._interrupted = 0
         self._encode_fallbacks = 0
@@ -274,6 +287,7 @@ class EventQueue:
             self._busy = True
         self._lock.acquire()
         self._lock_owner = me
+        self._room_gen += 1
         try:
             yield
         finally:
@@ -307,6 +321,10 @@ class EventQueue:
             if len(buf) >= self._byte_limit or self._open_events >= self._event_limit:
                 # The one check on the fast path: full, closed, or other threads' lines to
                 # seal before this one (they zero the limit, see _set_limits).
+                if self._full_at == self._room_gen:
+                    self._refused_unlocked += 1  # refused just now, and nothing changed since
+                    self._note_loss()
+                    return
                 if not self._make_room():
                     return
                 buf = self._open
@@ -448,6 +466,7 @@ class EventQueue:
         if not self._lock.acquire(timeout=1.0):
             return  # a signal handler in this thread's own section: left for the next seal
         self._lock_owner = _get_ident()
+        self._room_gen += 1
         try:
             for index, waiting in enumerate(self._side):
                 if waiting is item:
@@ -520,6 +539,7 @@ class EventQueue:
             self._seal_open_chunks()
             ok = self._free_room(1) or self._refuse()
             self._set_limits()
+            self._full_at = -1 if ok else self._room_gen  # see _room_gen
             return ok
 
     def _thread_room(self, size: int) -> bool:
@@ -624,6 +644,7 @@ class EventQueue:
 
     def _drop_chunk(self, index: int, chunk: Chunk) -> None:
         self._measure_peak()
+        self._room_gen += 1
         del self._chunks[index]
         self._sealed_events -= chunk.events
         self._sealed_bytes -= len(chunk.data)
@@ -645,7 +666,7 @@ class EventQueue:
         pipeline once a second (an episode that goes on). True if there was something to
         report.
         """
-        lost = self._rejected + self._evicted + self._interrupted
+        lost = self._rejected + self._refused_unlocked + self._evicted + self._interrupted
         if lost == self._losses_reported or self.closed:
             return False
         first, last = self.first_loss or self.last_loss, self.last_loss
@@ -695,6 +716,7 @@ class EventQueue:
         keep: bool = False,
     ) -> None:
         self._chunks.append(Chunk(data, events, levels, self._next_seq, since=since, keep=keep))
+        self._room_gen += 1
         self._next_seq += events
         self._sealed_events += events
         self._sealed_bytes += len(data)
@@ -944,7 +966,7 @@ class EventQueue:
             held_bytes=self._held_bytes(),
             peak_held=max(self._peak_events, self._held_events()),
             peak_held_bytes=max(self._peak_bytes, self._held_bytes()),
-            rejected=self._rejected,
+            rejected=self._rejected + self._refused_unlocked,
             evicted=self._evicted,
             interrupted=self._interrupted,
             encode_fallbacks=self._encode_fallbacks,
