@@ -57,29 +57,36 @@ def valgrind() -> str | None:
     return shutil.which("valgrind")
 
 
-def count(logger: str, events: int, folder: Path) -> int:
-    """Instructions callgrind counted for one whole worker.py process."""
+def _callgrind(args: list[str], what: str) -> int:
+    """Instructions callgrind counted for one whole Python process running ``args``."""
     tool = valgrind()
     if tool is None:
         raise RuntimeError("valgrind is not on PATH")
-    path = folder / f"{logger}-{events}.log"
-    result = folder / f"{logger}-{events}.json"
     proc = subprocess.run(
-        [
-            tool, "--tool=callgrind", "--callgrind-out-file=/dev/null",
-            sys.executable, str(WORKER), "throughput", "--logger", logger,
-            "--events", str(events), "--path", str(path), "--result", str(result),
-        ],
+        [tool, "--tool=callgrind", "--callgrind-out-file=/dev/null", sys.executable, *args],
         capture_output=True, timeout=1800, check=False,
     )  # fmt: skip
     found = _COLLECTED.search(proc.stderr)
-    if proc.returncode != 0 or found is None or not result.exists():
+    if proc.returncode != 0 or found is None:
         tail = proc.stderr.decode("utf-8", "replace").strip().splitlines()[-3:]
-        what = f"{logger} ({events:,} events)"
         raise RuntimeError(f"{what}: exit {proc.returncode}: {' | '.join(tail)}")
+    return int(found.group(1))
+
+
+def count(logger: str, events: int, folder: Path) -> int:
+    """Instructions for one whole worker.py throughput process."""
+    path = folder / f"{logger}-{events}.log"
+    result = folder / f"{logger}-{events}.json"
+    total = _callgrind(
+        [str(WORKER), "throughput", "--logger", logger, "--events", str(events),
+         "--path", str(path), "--result", str(result)],
+        f"{logger} ({events:,} events)",
+    )  # fmt: skip
+    if not result.exists():
+        raise RuntimeError(f"{logger} ({events:,} events): no result file")
     path.unlink(missing_ok=True)
     result.unlink()
-    return int(found.group(1))
+    return total
 
 
 def _part(part: str, events: int) -> None:
@@ -144,19 +151,7 @@ def _part(part: str, events: int) -> None:
 
 
 def _count_part(part: str, events: int) -> int:
-    tool = valgrind()
-    if tool is None:
-        raise RuntimeError("valgrind is not on PATH")
-    proc = subprocess.run(
-        [tool, "--tool=callgrind", "--callgrind-out-file=/dev/null", sys.executable,
-         __file__, "--part", part, "--small", str(events)],
-        capture_output=True, timeout=1800, check=False,
-    )  # fmt: skip
-    found = _COLLECTED.search(proc.stderr)
-    if proc.returncode != 0 or found is None:
-        tail = proc.stderr.decode("utf-8", "replace").strip().splitlines()[-3:]
-        raise RuntimeError(f"part {part}: exit {proc.returncode}: {' | '.join(tail)}")
-    return int(found.group(1))
+    return _callgrind([__file__, "--part", part, "--small", str(events)], f"part {part}")
 
 
 def measure_parts(small: int, large: int, jobs: int = 2) -> dict[str, Any]:
@@ -186,15 +181,20 @@ def pieces(per_event: dict[str, int]) -> dict[str, Any]:
 
 
 def report_parts(data: dict[str, Any]) -> list[str]:
+    """The pieces as Markdown lines."""
     small, large = data["events"]
-    lines = [
-        f"| piece ({large:,} - {small:,} calls) | instructions per call | added |",
-        "| --- | ---: | ---: |",
-    ]
-    for part, entry in data["parts"].items():
-        added = "-" if entry["added"] is None else f"{entry['added']:+,}"
-        lines.append(f"| {part}: {PARTS[part]} | {entry['per_event']:,} | {added} |")
-    return lines
+    rows = [
+        (f"{part}: {PARTS[part]}", f"{e['per_event']:,}",
+         "-" if e["added"] is None else f"{e['added']:+,}")
+        for part, e in data["parts"].items()
+    ]  # fmt: skip
+    return _table((f"piece ({large:,} - {small:,} calls)", "instructions per call", "added"), rows)
+
+
+def _table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> list[str]:
+    """A Markdown table: the first column text, the others numbers."""
+    lines = ["| " + " | ".join(header) + " |", "| --- |" + " ---: |" * (len(header) - 1)]
+    return lines + ["| " + " | ".join(row) + " |" for row in rows]
 
 
 def measure(loggers: list[str], small: int, large: int, jobs: int = 2) -> dict[str, Any]:
@@ -243,13 +243,11 @@ def ratios(contenders: dict[str, Any]) -> dict[str, float]:
 def report(data: dict[str, Any]) -> list[str]:
     """The table as Markdown lines."""
     small, large = data["events"]
-    lines = [
-        f"| contender | instructions per event ({large:,} - {small:,} events) |",
-        "| --- | ---: |",
+    rows = [
+        (name, f"{e['per_event']:,}" if "per_event" in e else e["error"])
+        for name, e in data["contenders"].items()
     ]
-    for name, entry in data["contenders"].items():
-        value = f"{entry['per_event']:,}" if "per_event" in entry else entry["error"]
-        lines.append(f"| {name} | {value} |")
+    lines = _table(("contender", f"instructions per event ({large:,} - {small:,} events)"), rows)
     if data["ratios"]:
         lines.append("")
         lines += [f"- {key}: {value:.2f}x" for key, value in data["ratios"].items()]
