@@ -11,8 +11,9 @@
 Each contender runs worker.py's throughput scenario twice under ``valgrind --tool=callgrind``,
 with a small and a large number of events, in fresh processes; the difference of the two totals
 divided by the difference of the counts is what one more event costs. Start-up, imports and
-shutdown cancel out. The counts move by well under 1 % from run to run, where CPU time on this
-VM moves by 15-30 %, so they can tell a 1.3x target from a 1.5x one.
+shutdown cancel out. The counts move by 1-2 % from run to run (alog's writer wakes on
+timers, so how many batches it makes depends on valgrind's pace), where CPU time on this VM
+moves by 15-30 %: they can tell a 1.3x target from a 1.5x one.
 
 ``--parts`` counts alog's log call piece by piece, each piece added to the one before in a
 process of its own (no event loop, no writer): the call itself, the floor's work, then alog's
