@@ -11,9 +11,10 @@
 Each contender runs worker.py's throughput scenario twice under ``valgrind --tool=callgrind``,
 with a small and a large number of events, in fresh processes; the difference of the two totals
 divided by the difference of the counts is what one more event costs. Start-up, imports and
-shutdown cancel out. The counts move by 1-2 % from run to run (alog's writer wakes on
-timers, so how many batches it makes depends on valgrind's pace), where CPU time on this VM
-moves by 15-30 %: they can tell a 1.3x target from a 1.5x one.
+shutdown cancel out. With ``PYTHONHASHSEED=0`` the pieces of ``--parts`` repeat to the
+instruction; a throughput count moves by 1-2 % (alog's writer wakes on timers, so how many
+batches it makes depends on valgrind's pace), where CPU time on this VM moves by 15-30 %:
+they can tell a 1.3x target from a 1.5x one.
 
 ``--parts`` counts alog's log call piece by piece, each piece added to the one before in a
 process of its own (no event loop, no writer): the call itself, the floor's work, then alog's
@@ -28,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -66,6 +68,7 @@ def _callgrind(args: list[str], what: str) -> int:
     proc = subprocess.run(
         [tool, "--tool=callgrind", "--callgrind-out-file=/dev/null", sys.executable, *args],
         capture_output=True, timeout=1800, check=False,
+        env={**os.environ, "PYTHONHASHSEED": "0"},  # the same dict and set layouts every run
     )  # fmt: skip
     found = _COLLECTED.search(proc.stderr)
     if proc.returncode != 0 or found is None:
