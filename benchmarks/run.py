@@ -1,6 +1,6 @@
 """Benchmark alog against its peers: one command, every logger in a fresh process per round.
 
-    .venv-bench/bin/python benchmarks/run.py                  # the full run (about 8 minutes)
+    .venv-bench/bin/python benchmarks/run.py                  # the full run (about 13 minutes)
     .venv-bench/bin/python benchmarks/run.py --quick          # a quick look (about a minute)
     .venv-bench/bin/python benchmarks/run.py --loggers alog,floor,structlog --no-stall
     .venv-bench/bin/python benchmarks/run.py --scenario service --quick   # benchmarks/service.py
