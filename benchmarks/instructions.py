@@ -44,6 +44,7 @@ WORKER = HERE / "worker.py"
 DEFAULT = ("floor-inline", "floor", "alog", "picologging", "structlog")
 QUICK = ("floor", "alog")
 _COLLECTED = re.compile(rb"Collected : (\d+)")
+_VALGRIND_LINE = re.compile(r"==\d+==")
 PARTS = {
     "call": "a do-nothing function taking the call (msg and four keyword fields)",
     "dict": "+ the event dict (four core keys and **fields), a constant time",
@@ -72,7 +73,9 @@ def _callgrind(args: list[str], what: str) -> int:
     )  # fmt: skip
     found = _COLLECTED.search(proc.stderr)
     if proc.returncode != 0 or found is None:
-        tail = proc.stderr.decode("utf-8", "replace").strip().splitlines()[-3:]
+        # The process's own last lines, not valgrind's summary (its lines start "==pid==").
+        lines = proc.stderr.decode("utf-8", "replace").strip().splitlines()
+        tail = [line for line in lines if not _VALGRIND_LINE.match(line)][-3:]
         raise RuntimeError(f"{what}: exit {proc.returncode}: {' | '.join(tail)}")
     return int(found.group(1))
 
@@ -280,7 +283,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.parts:
         small = args.small or (2_000 if args.quick else 20_000)
         large = args.large or (4_000 if args.quick else 60_000)
-        data = measure_parts(small, large, jobs=args.jobs)
+        try:
+            data = measure_parts(small, large, jobs=args.jobs)
+        except (RuntimeError, subprocess.TimeoutExpired) as error:
+            print(f"instructions: {error}", file=sys.stderr)  # a piece failed: no table
+            return 1
         print("\n".join(report_parts(data)))
         if args.json:
             args.json.write_text(json.dumps(data, indent=2) + "\n")

@@ -305,6 +305,20 @@ def test_the_pieces_report_what_each_adds() -> None:
     assert lines[8].endswith("| 1,200 | +500 |")  # the queue over the builder
 
 
+def test_a_process_that_fails_under_valgrind_is_an_error_with_its_last_lines() -> None:
+    """A contender or a piece that exits non-zero is reported with its exit status and the
+    tail of its stderr, never counted."""
+    if shutil.which("valgrind") is None:
+        if os.environ.get("CI"):
+            pytest.fail("valgrind is not on PATH: .ci/run installs it")
+        pytest.skip("valgrind is not on PATH (apt-get install -y valgrind)")
+    module = _load(INSTRUCTIONS)
+    with pytest.raises(RuntimeError, match=r"^broken: exit 3: .*gone wrong"):
+        module._callgrind(
+            ["-c", "import sys; print('gone wrong', file=sys.stderr); sys.exit(3)"], "broken"
+        )
+
+
 def test_instructions_says_so_without_valgrind(tmp_path: Path) -> None:
     """Without valgrind on PATH: a one-line reason and exit status 2; run.py reports the
     section as unavailable and goes on."""
