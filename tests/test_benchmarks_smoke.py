@@ -319,6 +319,30 @@ def test_a_process_that_fails_under_valgrind_is_an_error_with_its_last_lines() -
         )
 
 
+@pytest.mark.timeout(300)  # fourteen short runs under valgrind
+def test_parts_says_which_piece_failed_in_one_line(tmp_path: Path) -> None:
+    """A piece that cannot run (here: an alog that does not import) ends ``--parts`` with
+    one line naming it and exit status 1, not a traceback."""
+    if shutil.which("valgrind") is None:
+        if os.environ.get("CI"):
+            pytest.fail("valgrind is not on PATH: .ci/run installs it")
+        pytest.skip("valgrind is not on PATH (apt-get install -y valgrind)")
+    broken = tmp_path / "alog"
+    broken.mkdir()
+    (broken / "__init__.py").write_text("raise ImportError('this alog is broken')\n")
+    proc = subprocess.run(
+        [sys.executable, str(INSTRUCTIONS), "--parts", "--small", "100", "--large", "200"],
+        capture_output=True, text=True, timeout=280, check=False, cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(tmp_path)},
+    )  # fmt: skip
+    assert proc.returncode == 1, proc.stderr[-2000:]
+    assert proc.stderr.startswith("instructions: part ")
+    assert "this alog is broken" in proc.stderr
+    assert "Traceback" not in proc.stderr.split("\n")[0]
+    assert len(proc.stderr.strip().splitlines()) == 1
+    assert proc.stdout == ""
+
+
 def test_instructions_says_so_without_valgrind(tmp_path: Path) -> None:
     """Without valgrind on PATH: a one-line reason and exit status 2; run.py reports the
     section as unavailable and goes on."""
